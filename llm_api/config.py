@@ -1,0 +1,117 @@
+"""Settings for the gateway, read from the environment (pydantic-settings) and validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _default_workers() -> int:
+    return 2 * (os.cpu_count() or 1) + 1
+
+
+class Settings(BaseSettings):
+    """Every knob of the gateway; names match the environment variables documented in the README."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    # Client authentication.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    api_key_hashes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="Development switch: start with no client key configured (every request is let in).",
+    )
+
+    # Providers.
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+
+    # Request shape.
+    default_model: str = "claude-opus-4-5"
+    max_messages: int = Field(default=100, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    drop_unsupported_params: bool = True
+    model_capabilities: str | None = Field(
+        default=None,
+        description="JSON object of glob pattern -> capabilities, merged over the built-in table.",
+    )
+
+    # Upstream calls.
+    llm_timeout_s: float = Field(default=30.0, gt=0)
+    llm_connect_timeout_s: float = Field(default=5.0, gt=0)
+    llm_retry_attempts: int = Field(default=4, ge=1, le=10)
+    llm_retry_wait_min_s: float = Field(default=1.0, ge=0)
+    llm_retry_wait_max_s: float = Field(default=16.0, ge=0)
+    stream_ping_interval_s: float = Field(default=15.0, gt=0)
+
+    # Rate limits.
+    redis_url: str | None = None
+    rate_limit: str = "20/minute"
+    rate_limit_overrides: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rate_limit_strategy: Literal["moving-window", "sliding-window-counter", "fixed-window"] = (
+        "sliding-window-counter"
+    )
+    rate_limit_fail_closed: bool = False
+    rate_limit_redis_timeout_s: float = Field(default=0.25, gt=0)
+    auth_failure_limit: str = "30/minute"
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+
+    # Operations.
+    log_level: str = "INFO"
+    docs_enabled: bool = True
+    web_concurrency: int = Field(default_factory=_default_workers, ge=1)
+    bind: str = "0.0.0.0:8000"
+
+    @field_validator(
+        "api_keys", "api_key_hashes", "rate_limit_overrides", "forwarded_allow_ips", mode="before"
+    )
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hex_digests(cls, value: list[str]) -> list[str]:
+        normalised = [digest.lower() for digest in value]
+        for digest in normalised:
+            if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+                raise ValueError("API_KEY_HASHES must hold SHA-256 hex digests (64 hex characters)")
+        return normalised
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @field_validator("anthropic_api_key", "openai_api_key", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if not self.api_keys and not self.api_key_hashes and not self.allow_unauthenticated:
+            raise ValueError(
+                "no client API key configured: set API_KEYS or API_KEY_HASHES "
+                "(or ALLOW_UNAUTHENTICATED=true for local development only)"
+            )
+        if self.llm_retry_wait_max_s < self.llm_retry_wait_min_s:
+            raise ValueError("LLM_RETRY_WAIT_MAX_S must be at least LLM_RETRY_WAIT_MIN_S")
+        return self

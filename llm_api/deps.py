@@ -1,0 +1,24 @@
+"""Named FastAPI dependencies, so route signatures read like sentences."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from llm_api.config import Settings
+from llm_api.services.llm import ChatService
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_chat_service(request: Request) -> ChatService:
+    service: ChatService = request.app.state.chat_service
+    return service
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]

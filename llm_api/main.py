@@ -1,0 +1,73 @@
+"""The app factory: `create_app(settings)`; the lifespan owns every client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from llm_api.config import Settings
+from llm_api.error_handlers import install_error_handlers
+from llm_api.middleware import RequestContextMiddleware
+from llm_api.routers import chat, health
+from llm_api.security.keys import KeyStore
+from llm_api.security.ratelimit import RateLimiter
+from llm_api.services.capabilities import CapabilityTable
+from llm_api.services.llm import ChatService
+from llm_api.services.providers.registry import ProviderRegistry
+from llm_api.services.retry import RetryPolicy
+from llm_api.utils.logging import configure_logging
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the gateway. Nothing connects here: clients are opened in the lifespan, per worker."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    capabilities = CapabilityTable(settings.model_capabilities)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        providers = ProviderRegistry.from_settings(settings)
+        rate_limiter = RateLimiter()
+        app.state.settings = settings
+        app.state.key_store = KeyStore(keys=settings.api_keys, digests_hex=settings.api_key_hashes)
+        app.state.providers = providers
+        app.state.rate_limiter = rate_limiter
+        app.state.chat_service = ChatService(
+            providers=providers,
+            capabilities=capabilities,
+            retry_policy=RetryPolicy(
+                attempts=settings.llm_retry_attempts,
+                wait_min_s=settings.llm_retry_wait_min_s,
+                wait_max_s=settings.llm_retry_wait_max_s,
+            ),
+            default_model=settings.default_model,
+            drop_unsupported_params=settings.drop_unsupported_params,
+        )
+        try:
+            yield
+        finally:
+            await providers.aclose()
+            await rate_limiter.aclose()
+
+    app = FastAPI(
+        title="llm-api",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    install_error_handlers(app)
+    app.include_router(chat.router)
+    app.include_router(health.router)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def _app_from_environment() -> FastAPI:
+    return create_app()
+
+
+app = _app_from_environment()

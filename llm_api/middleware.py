@@ -1,0 +1,135 @@
+"""Pure ASGI middleware: request id, body-size limit, access log, and the last-resort 500."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llm_api.error_handlers import error_payload
+from llm_api.errors import PayloadTooLarge
+from llm_api.utils.context import RequestContext, current_request
+
+access_log = logging.getLogger("llm_api.access")
+error_log = logging.getLogger("llm_api.errors")
+
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class RequestContextMiddleware:
+    """Gives every HTTP request an id and a context, limits its body, and writes one access line."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        caller_id = _header(scope, b"x-request-id")
+        request_id = (
+            caller_id.decode("ascii")
+            if caller_id is not None and _REQUEST_ID.match(caller_id)
+            else uuid.uuid4().hex
+        )
+        context = RequestContext(request_id=request_id, started=time.perf_counter())
+        token = current_request.set(context)
+        status = 0
+        response_started = False
+        id_header = (b"x-request-id", request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        async def reply(status_code: int, payload: dict[str, object]) -> None:
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": status_code,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": orjson.dumps(payload)})
+
+        try:
+            declared = _header(scope, b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                context.error_type = PayloadTooLarge.error_type
+                await reply(413, error_payload(PayloadTooLarge.error_type, self._too_large()))
+                return
+            await self.app(scope, self._limited(receive), send_with_id)
+        except Exception as exc:
+            # The exception text can quote request data: log its type only.
+            error_log.error("unhandled error", extra={"exception_type": type(exc).__name__})
+            if not response_started:
+                context.error_type = "internal_error"
+                await reply(
+                    500,
+                    error_payload("internal_error", "the gateway failed to handle this request"),
+                )
+        finally:
+            current_request.reset(token)
+            self._log_access(scope, context, status)
+
+    def _too_large(self) -> str:
+        return f"request body exceeds {self.max_body_bytes} bytes"
+
+    def _limited(self, receive: Receive) -> Receive:
+        received = 0
+        limit = self.max_body_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(self._too_large())
+            return message
+
+        return limited_receive
+
+    @staticmethod
+    def _log_access(scope: Scope, context: RequestContext, status: int) -> None:
+        path: str = scope.get("path", "")
+        level = logging.DEBUG if path in QUIET_PATHS else logging.INFO
+        if not access_log.isEnabledFor(level):
+            return
+        access_log.log(
+            level,
+            "request",
+            extra={
+                "request_id": context.request_id,
+                "key_id": context.key_id,
+                "method": scope.get("method"),
+                "path": path,
+                "status": status,
+                "model": context.model,
+                "provider": context.provider,
+                "stream": context.stream,
+                "attempts": context.attempts,
+                "input_tokens": context.input_tokens,
+                "output_tokens": context.output_tokens,
+                "latency_ms": round((time.perf_counter() - context.started) * 1000, 3),
+                "ttft_ms": round(context.ttft_ms, 3) if context.ttft_ms is not None else None,
+                "error_type": context.error_type,
+            },
+        )

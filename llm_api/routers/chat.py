@@ -1,0 +1,92 @@
+"""`POST /v1/chat`: HTTP only — parse, authenticate, pick JSON or SSE."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from llm_api.deps import ChatServiceDep, SettingsDep
+from llm_api.error_handlers import gateway_error_response, safe_validation_details
+from llm_api.errors import GatewayError, InvalidRequest
+from llm_api.routers.sse import SSEResponse
+from llm_api.schemas import ChatRequest, ChatResponse, ErrorResponse
+from llm_api.security.auth import ClientKeyDep
+from llm_api.services.llm import ChatService, PreparedCall
+from llm_api.services.providers.base import TextDelta
+
+router = APIRouter()
+
+DONE = b"data: [DONE]\n\n"
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 413, 422, 429, 502, 503, 504)
+}
+
+
+def parse_chat_request(body: bytes, *, max_messages: int) -> ChatRequest:
+    """Validate the raw body; errors name the field and rule but never echo the input."""
+    try:
+        chat = ChatRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidRequest(
+            "the request body is not valid", details=safe_validation_details(exc.errors())
+        ) from None
+    if len(chat.messages) > max_messages:
+        raise InvalidRequest(f"too many messages: at most {max_messages} are accepted")
+    return chat
+
+
+def stream_error_event(exc: GatewayError) -> bytes:
+    return b"data: " + orjson.dumps({"error": exc.error_type, "detail": exc.message}) + b"\n\n"
+
+
+async def sse_events(service: ChatService, call: PreparedCall) -> AsyncGenerator[bytes, None]:
+    """Encode each delta as one `data:` event and finish with exactly one `[DONE]`."""
+    async for item in service.stream(call):
+        if isinstance(item, TextDelta):
+            yield b"data: " + orjson.dumps({"delta": item.text}) + b"\n\n"
+    yield DONE
+
+
+@router.post(
+    "/v1/chat",
+    response_model=ChatResponse,
+    responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ChatRequest.model_json_schema()}},
+        }
+    },
+    summary="Chat with Claude or OpenAI; JSON, or SSE with stream=true",
+)
+async def chat(
+    request: Request, _key_id: ClientKeyDep, service: ChatServiceDep, settings: SettingsDep
+) -> Response:
+    chat_request = parse_chat_request(await request.body(), max_messages=settings.max_messages)
+    call = service.prepare(chat_request)
+    headers = {}
+    if call.dropped_params:
+        headers["X-LLM-Dropped-Params"] = ",".join(call.dropped_params)
+    if chat_request.stream:
+        return SSEResponse(
+            sse_events(service, call),
+            ping_interval_s=settings.stream_ping_interval_s,
+            error_response=gateway_error_response,
+            error_event=stream_error_event,
+            headers=headers,
+        )
+    completion = await service.complete(call)
+    body = {
+        "id": completion.id,
+        "content": completion.content,
+        "model": completion.model,
+        "input_tokens": completion.input_tokens,
+        "output_tokens": completion.output_tokens,
+        "stop_reason": completion.stop_reason,
+    }
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)

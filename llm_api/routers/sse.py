@@ -1,0 +1,147 @@
+"""A Server-Sent Events response that flushes every event, pings while upstream is silent, and
+cancels the upstream as soon as the client disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Callable, Mapping
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from llm_api.errors import GatewayError
+
+log = logging.getLogger("llm_api.stream")
+
+PING = b": ping\n\n"
+SSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
+
+
+class SSEResponse(Response):
+    """Relays `events` (already-encoded SSE bytes).
+
+    An error raised before the first event becomes a plain JSON error response with its own status;
+    once the stream has begun, it is encoded as one SSE event by `error_event`.
+    """
+
+    def __init__(
+        self,
+        events: AsyncGenerator[bytes, None],
+        *,
+        ping_interval_s: float,
+        error_response: Callable[[GatewayError], Response],
+        error_event: Callable[[GatewayError], bytes],
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.events = events
+        self.ping_interval_s = ping_interval_s
+        self.error_response = error_response
+        self.error_event = error_event
+        self.status_code = 200
+        self.background = None
+        self.extra_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
+        ]
+        self._client_gone = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.create_task(self._watch_disconnect(receive, task))
+        try:
+            await self._relay(scope, receive, send)
+        except asyncio.CancelledError:
+            # Our own cancellation on disconnect ends the response quietly; any other propagates.
+            if self._client_gone and task.uncancel() == 0:
+                return
+            raise
+        finally:
+            watcher.cancel()
+            await self.events.aclose()
+
+    async def _watch_disconnect(self, receive: Receive, task: asyncio.Task[object]) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self._client_gone = True
+                task.cancel()
+                return
+
+    async def _relay(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        first: asyncio.Future[bytes] = asyncio.ensure_future(anext(self.events))
+        try:
+            done, _ = await asyncio.wait({first}, timeout=self.ping_interval_s)
+        except BaseException:
+            first.cancel()
+            raise
+        started = False
+        lock = asyncio.Lock()
+        last_sent = loop.time()
+
+        async def start() -> None:
+            nonlocal started
+            started = True
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [*SSE_HEADERS, *self.extra_headers],
+                }
+            )
+
+        async def write(chunk: bytes) -> None:
+            nonlocal last_sent
+            async with lock:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                last_sent = loop.time()
+
+        async def keepalive() -> None:
+            while True:
+                await asyncio.sleep(max(0.0, last_sent + self.ping_interval_s - loop.time()))
+                if loop.time() - last_sent >= self.ping_interval_s:
+                    await write(PING)
+
+        pinger: asyncio.Task[None] | None = None
+        try:
+            if not done:
+                await start()
+                pinger = asyncio.create_task(keepalive())
+                await write(PING)
+            try:
+                chunk = await first
+            except StopAsyncIteration:
+                chunk = b""
+            except GatewayError as exc:
+                if not started:
+                    await self.error_response(exc)(scope, receive, send)
+                    return
+                await write(self.error_event(exc))
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            if not started:
+                await start()
+                pinger = asyncio.create_task(keepalive())
+            if chunk:
+                await write(chunk)
+            try:
+                async for chunk in self.events:
+                    await write(chunk)
+            except GatewayError as exc:
+                await write(self.error_event(exc))
+            except Exception as exc:
+                # The text can quote request data: log the type only.
+                log.error("stream failed", extra={"exception_type": type(exc).__name__})
+                await write(self.error_event(GatewayError("the stream failed inside the gateway")))
+            async with lock:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if pinger is not None:
+                pinger.cancel()
+            if not first.done():
+                first.cancel()

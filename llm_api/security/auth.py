@@ -1,0 +1,54 @@
+"""The bearer-key dependency: authenticate, then charge the per-key rate limit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from llm_api.errors import AuthenticationFailed
+from llm_api.security.keys import KeyStore
+from llm_api.security.ratelimit import RateLimiter
+from llm_api.utils.context import request_context
+
+DEV_KEY_ID = "unauthenticated"
+
+
+def _bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def client_address(request: Request) -> str:
+    """The peer address (uvicorn already applied X-Forwarded-For from trusted proxies only)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def require_client_key(request: Request) -> str:
+    """Return the caller's key id, or raise 401 (after charging the auth-failure limit)."""
+    state = request.app.state
+    keys: KeyStore = state.key_store
+    limiter: RateLimiter = state.rate_limiter
+    context = request_context()
+    if keys.empty:  # development mode (ALLOW_UNAUTHENTICATED): everyone shares one bucket
+        ident = DEV_KEY_ID
+    else:
+        token = _bearer_token(request)
+        found = keys.authenticate(token) if token is not None else None
+        if found is None:
+            await limiter.check_auth_failure(client_address(request))
+            raise AuthenticationFailed()
+        ident = found
+    if context is not None:
+        context.key_id = ident
+    await limiter.check_key(ident)
+    return ident
+
+
+ClientKeyDep = Annotated[str, Depends(require_client_key)]

@@ -1,0 +1,118 @@
+"""Adapter for OpenAI's Chat Completions API through the official `openai` SDK."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import openai
+from openai.types.chat import ChatCompletionMessageParam
+
+from llm_api.errors import (
+    UpstreamConnectionFailed,
+    UpstreamError,
+    UpstreamTimeout,
+    upstream_error_for_status,
+)
+from llm_api.services.providers._common import parse_retry_after
+from llm_api.services.providers.base import (
+    Completion,
+    ProviderRequest,
+    StreamItem,
+    StreamSummary,
+    TextDelta,
+    normalise_stop_reason,
+)
+
+NAME = "openai"
+
+
+def translate_error(exc: BaseException) -> UpstreamError:
+    """Map an SDK or transport exception to the gateway's hierarchy (never quoting the raw body)."""
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return UpstreamTimeout(f"{NAME} did not answer in time", provider=NAME)
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+        return UpstreamConnectionFailed(f"could not reach {NAME}", provider=NAME)
+    if isinstance(exc, openai.APIStatusError):
+        kind = exc.type if isinstance(exc.type, str) else None
+        return upstream_error_for_status(
+            exc.status_code,
+            provider=NAME,
+            retry_after_s=parse_retry_after(exc.response.headers),
+            error_kind=kind,
+        )
+    if isinstance(exc, openai.APIError):
+        # An error object inside a stream (no HTTP status): treat as a transient server error.
+        return upstream_error_for_status(500, provider=NAME, error_kind="stream_error")
+    return UpstreamError(f"{NAME} returned a response the gateway could not use", provider=NAME)
+
+
+class OpenAIProvider:
+    """OpenAI models via `AsyncOpenAI` (its own retries off; the service retries)."""
+
+    name = NAME
+
+    def __init__(self, client: openai.AsyncOpenAI) -> None:
+        self._client = client
+
+    def _arguments(self, request: ProviderRequest) -> dict[str, Any]:
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": m.role, "content": m.content}  # type: ignore[misc]
+            for m in request.messages
+        ]
+        arguments: dict[str, Any] = {
+            "model": request.model,
+            "messages": messages,
+            request.max_tokens_param: request.max_tokens,
+        }
+        if request.temperature is not None:
+            arguments["temperature"] = request.temperature
+        return arguments
+
+    async def complete(self, request: ProviderRequest) -> Completion:
+        try:
+            response = await self._client.chat.completions.create(**self._arguments(request))
+        except (openai.APIError, httpx2.HTTPError) as exc:
+            raise translate_error(exc) from exc
+        choice = response.choices[0] if response.choices else None
+        usage = response.usage
+        return Completion(
+            id=response.id,
+            content=(choice.message.content or "") if choice else "",
+            model=response.model,
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            stop_reason=normalise_stop_reason(choice.finish_reason if choice else None),
+        )
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamItem]:
+        try:
+            chunks = await self._client.chat.completions.create(
+                **self._arguments(request), stream=True, stream_options={"include_usage": True}
+            )
+        except (openai.APIError, httpx2.HTTPError) as exc:
+            raise translate_error(exc) from exc
+        summary = StreamSummary()
+        try:
+            async for chunk in chunks:
+                summary.id = summary.id or chunk.id
+                summary.model = summary.model or chunk.model
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        yield TextDelta(choice.delta.content)
+                    if choice.finish_reason:
+                        summary.stop_reason = normalise_stop_reason(choice.finish_reason)
+                if chunk.usage is not None:
+                    summary.input_tokens = chunk.usage.prompt_tokens
+                    summary.output_tokens = chunk.usage.completion_tokens
+        except (openai.APIError, httpx2.HTTPError) as exc:
+            raise translate_error(exc) from exc
+        finally:
+            await chunks.close()
+        if summary.stop_reason is None:
+            raise UpstreamConnectionFailed(f"{NAME} ended the stream early", provider=NAME)
+        yield summary
+
+    async def aclose(self) -> None:
+        await self._client.close()

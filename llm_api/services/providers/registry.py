@@ -1,0 +1,62 @@
+"""Builds the provider adapters from settings once per worker, and routes a model to its provider."""
+
+from __future__ import annotations
+
+import anthropic
+import openai
+
+from llm_api.config import Settings
+from llm_api.errors import ProviderNotConfigured
+from llm_api.services.providers.anthropic import AnthropicProvider
+from llm_api.services.providers.base import Provider
+from llm_api.services.providers.openai import OpenAIProvider
+
+
+def provider_name_for(model: str) -> str:
+    return "anthropic" if model.startswith("claude") else "openai"
+
+
+class ProviderRegistry:
+    """The configured adapters by name; a provider without a key is known but unavailable."""
+
+    def __init__(self, providers: dict[str, Provider]) -> None:
+        self._providers = providers
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProviderRegistry:
+        providers: dict[str, Provider] = {}
+        if settings.anthropic_api_key is not None:
+            providers["anthropic"] = AnthropicProvider(
+                anthropic.AsyncAnthropic(
+                    api_key=settings.anthropic_api_key.get_secret_value(),
+                    base_url=settings.anthropic_base_url,
+                    timeout=anthropic.Timeout(settings.llm_timeout_s, connect=settings.llm_connect_timeout_s),
+                    max_retries=0,
+                )
+            )
+        if settings.openai_api_key is not None:
+            providers["openai"] = OpenAIProvider(
+                openai.AsyncOpenAI(
+                    api_key=settings.openai_api_key.get_secret_value(),
+                    base_url=settings.openai_base_url,
+                    timeout=openai.Timeout(settings.llm_timeout_s, connect=settings.llm_connect_timeout_s),
+                    max_retries=0,
+                )
+            )
+        return cls(providers)
+
+    @property
+    def configured(self) -> list[str]:
+        return sorted(self._providers)
+
+    def for_model(self, model: str) -> Provider:
+        name = provider_name_for(model)
+        provider = self._providers.get(name)
+        if provider is None:
+            key = "ANTHROPIC_API_KEY" if name == "anthropic" else "OPENAI_API_KEY"
+            raise ProviderNotConfigured(f"provider '{name}' is not configured on this gateway (set {key})")
+        return provider
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()

@@ -1,0 +1,85 @@
+"""The retry policy (tenacity): backoff with jitter, transient errors only, Retry-After honoured."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from llm_api.errors import GatewayError, UpstreamError
+
+T = TypeVar("T")
+log = logging.getLogger("llm_api.retry")
+
+
+class RetryObserver(Protocol):
+    def __call__(self, *, attempt: int, error: BaseException, wait_s: float) -> None: ...
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, GatewayError) and exc.retryable
+
+
+class RetryPolicy:
+    """How many attempts and how long to wait between them."""
+
+    def __init__(self, *, attempts: int, wait_min_s: float, wait_max_s: float) -> None:
+        self.attempts = attempts
+        self.wait_min_s = wait_min_s
+        self.wait_max_s = wait_max_s
+        self._backoff = wait_exponential_jitter(initial=wait_min_s, max=wait_max_s, jitter=wait_min_s)
+
+    def wait_for(self, state: RetryCallState) -> float:
+        """Backoff with jitter; an upstream's Retry-After wins when longer, capped by the maximum wait."""
+        backoff = min(self.wait_max_s, max(self.wait_min_s, self._backoff(state)))
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, UpstreamError) and error.retry_after_s is not None:
+            return min(self.wait_max_s, max(backoff, error.retry_after_s))
+        return backoff
+
+    async def call(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        on_attempt: Callable[[int], None] | None = None,
+        on_retry: RetryObserver | None = None,
+    ) -> T:
+        """Run `operation` until it succeeds, fails for good, or the attempts are spent."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            wait_s = state.next_action.sleep if state.next_action else 0.0
+            if error is None:
+                return
+            log.warning(
+                "upstream attempt failed, retrying",
+                extra={
+                    "attempt": state.attempt_number,
+                    "error_type": getattr(error, "error_type", type(error).__name__),
+                    "wait_s": round(wait_s, 3),
+                },
+            )
+            if on_retry is not None:
+                on_retry(attempt=state.attempt_number, error=error, wait_s=wait_s)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=self.wait_for,
+            retry=retry_if_exception(is_transient),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if on_attempt is not None:
+                    on_attempt(attempt.retry_state.attempt_number)
+                return await operation()
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover

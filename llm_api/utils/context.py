@@ -1,0 +1,29 @@
+"""Per-request facts gathered along the way, read by the access log and error bodies."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    started: float
+    key_id: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    stream: bool = False
+    attempts: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    ttft_ms: float | None = None
+    error_type: str | None = None
+    dropped_params: list[str] = field(default_factory=list)
+
+
+current_request: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)
+
+
+def request_context() -> RequestContext | None:
+    return current_request.get()
