@@ -1,0 +1,48 @@
+# llm-api: `make run` starts the gateway, `make test` runs lint and the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install install-dev run test lint format services bench bench-compare clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --frozen --no-dev --quiet
+
+install-dev: $(UV)
+	$(UV) sync --frozen --quiet
+
+run: install
+	@bash scripts/run.sh
+
+services:
+	@bash scripts/ensure-services.sh
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install-dev services lint
+	$(BIN)/pytest -q
+
+bench: install-dev
+	@bash bench/run.sh
+
+bench-compare: install-dev
+	@bash bench/run.sh --compare
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

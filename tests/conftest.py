@@ -1,0 +1,28 @@
+"""Shared fixtures: one emulator and one gateway (gunicorn, 2 workers) for the session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import Emulator, Gateway, gateway_env, run_emulator, run_gateway
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    with run_emulator() as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def gateway(emulator: Emulator) -> Iterator[Gateway]:
+    with run_gateway(gateway_env(emulator)) as gw:
+        yield gw
+
+
+@pytest.fixture
+def emu(emulator: Emulator) -> Emulator:
+    """The session emulator, reset before the test."""
+    emulator.reset()
+    return emulator

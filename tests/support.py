@@ -1,0 +1,196 @@
+"""Test helpers: free ports, polling with a deadline, and real processes (emulator, gunicorn)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+CLIENT_KEY = "test-client-key-0001"
+OTHER_CLIENT_KEY = "test-client-key-0002"
+PROVIDER_KEY = "test-provider-key-0001"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], T | None], *, timeout: float = 10.0, interval: float = 0.02) -> T:
+    """Poll `check` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except Exception as exc:  # noqa: BLE001 - polling tolerates transient failures
+            last_error = exc
+        else:
+            if result:
+                return result
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout}s (last error: {last_error!r})")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=0.5).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+class Emulator:
+    """Drives the upstream emulator's control plane."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.anthropic_url = base_url
+        self.openai_url = f"{base_url}/v1"
+        self._http = httpx.Client(base_url=f"{base_url}/_emulator", timeout=5)
+
+    def reset(self) -> None:
+        self._http.post("/reset").raise_for_status()
+
+    def configure(self, **config: Any) -> None:
+        self._http.post("/config", json=config).raise_for_status()
+
+    def fail(self, *faults: dict[str, Any], provider: str | None = None) -> None:
+        self._http.post("/faults", json={"faults": list(faults), "provider": provider}).raise_for_status()
+
+    def requests(self) -> list[dict[str, Any]]:
+        response = self._http.get("/requests")
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()
+        return result
+
+    def close(self) -> None:
+        self._http.close()
+
+
+@contextmanager
+def run_emulator() -> Iterator[Emulator]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llm_api.emulator", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _http_ok(f"{base}/_emulator/health"), timeout=20)
+        emulator = Emulator(base)
+        yield emulator
+        emulator.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@dataclass
+class Gateway:
+    base_url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str]
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_records(self) -> list[dict[str, Any]]:
+        import json
+
+        records = []
+        for line in self.output().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+    def client(self, key: str | None = CLIENT_KEY, **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
+    """Environment for a gateway pointed at the emulator, with fast retries for tests."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "LLM_", "REDIS_"))
+    }
+    env.update(
+        {
+            "API_KEYS": f"{CLIENT_KEY},{OTHER_CLIENT_KEY}",
+            "ANTHROPIC_API_KEY": PROVIDER_KEY,
+            "ANTHROPIC_BASE_URL": emulator.anthropic_url,
+            "OPENAI_API_KEY": PROVIDER_KEY,
+            "OPENAI_BASE_URL": emulator.openai_url,
+            "LLM_RETRY_WAIT_MIN_S": "0.02",
+            "LLM_RETRY_WAIT_MAX_S": "0.2",
+            "LLM_TIMEOUT_S": "3",
+            "RATE_LIMIT": "100000/minute",
+            "AUTH_FAILURE_LIMIT": "100000/minute",
+            "OTEL_SDK_DISABLED": "true",
+            "WEB_CONCURRENCY": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+@contextmanager
+def run_gateway(env: dict[str, str], *, port: int | None = None) -> Iterator[Gateway]:
+    """The real service under gunicorn (gunicorn.conf.py), its output captured to a file."""
+    port = port or free_port()
+    env = {**env, "BIND": f"127.0.0.1:{port}"}
+    log_file = tempfile.NamedTemporaryFile(prefix="llm-api-gunicorn-", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "llm_api.main:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    gateway = Gateway(f"http://127.0.0.1:{port}", proc, Path(log_file.name), env)
+    try:
+        wait_until(
+            lambda: proc.poll() is not None or _http_ok(f"{gateway.base_url}/healthz"), timeout=30
+        )
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited early:\n{gateway.output()[-3000:]}")
+        yield gateway
+    finally:
+        gateway.stop()
+        log_file.close()
