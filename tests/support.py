@@ -185,9 +185,7 @@ def run_gateway(env: dict[str, str], *, port: int | None = None) -> Iterator[Gat
     )
     gateway = Gateway(f"http://127.0.0.1:{port}", proc, Path(log_file.name), env)
     try:
-        wait_until(
-            lambda: proc.poll() is not None or _http_ok(f"{gateway.base_url}/healthz"), timeout=30
-        )
+        wait_until(lambda: proc.poll() is not None or _http_ok(f"{gateway.base_url}/healthz"), timeout=30)
         if proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited early:\n{gateway.output()[-3000:]}")
         yield gateway

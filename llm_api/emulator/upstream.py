@@ -1,0 +1,131 @@
+"""The request flow shared by both emulated providers: record, check, apply faults, answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from llm_api.emulator.exchange import Exchange, lower_headers, read_body
+from llm_api.emulator.state import EmulatorConfig, EmulatorState, Fault, Provider
+
+
+@dataclass
+class ErrorReply:
+    """An HTTP error answer in a provider's own wire format."""
+
+    status: int
+    payload: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ProviderAPI(Protocol):
+    """What a provider module implements; :func:`handle_upstream` does the rest."""
+
+    name: Provider
+
+    def request_headers(self) -> dict[str, str]:
+        """Headers sent with every answer (request ids and the like)."""
+        ...
+
+    def check_request(self, path: str, headers: dict[str, str], body: Any) -> ErrorReply | None:
+        """Authentication, JSON and validation checks, in that order."""
+        ...
+
+    def error_reply(self, status: int, error_type: str | None, message: str | None) -> ErrorReply:
+        """The error body the provider answers for ``status`` (type chosen from status)."""
+        ...
+
+    def status_for_error_type(self, error_type: str | None) -> int:
+        """The HTTP status for an error type (non-stream mid-generation faults)."""
+        ...
+
+    async def respond(
+        self,
+        ex: Exchange,
+        path: str,
+        body: dict[str, Any],
+        config: EmulatorConfig,
+        fault: Fault | None,
+    ) -> None:
+        """A successful answer (JSON or SSE); honours ``fault.fail_after_chunks`` in streams."""
+        ...
+
+
+class InvalidJSON:
+    """Stands in for a body that could not be parsed; recorded as its repr-free text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def fault_headers(fault: Fault) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if fault.retry_after is not None:
+        headers["retry-after"] = fault.retry_after
+    if fault.retry_after_ms is not None:
+        headers["retry-after-ms"] = fault.retry_after_ms
+    return headers
+
+
+async def handle_upstream(
+    api: ProviderAPI, state: EmulatorState, scope: Scope, receive: Receive, send: Send
+) -> None:
+    path: str = scope["path"]
+    raw, gone = await read_body(receive)
+    headers = lower_headers(scope)
+    body: Any
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        body = InvalidJSON(raw.decode("utf-8", "replace"))
+    record = state.new_record(api.name, path, body.text if isinstance(body, InvalidJSON) else body, headers)
+    record.stream = isinstance(body, dict) and body.get("stream") is True
+    ex = Exchange(receive, send, record)
+    if gone:
+        ex.mark_disconnected()
+        await ex.close()
+        return
+    ex.start_watching()
+    try:
+        error = api.check_request(path, headers, body)
+        if error is not None:
+            await ex.send_json(error.status, error.payload, {**api.request_headers(), **error.headers})
+            return
+        fault = state.pop_fault(api.name)
+        if fault is not None:
+            record.fault = fault.to_json()
+        await _answer(api, ex, path, cast(dict[str, Any], body), state.config, fault)
+    finally:
+        await ex.close()
+
+
+async def _answer(
+    api: ProviderAPI,
+    ex: Exchange,
+    path: str,
+    body: dict[str, Any],
+    config: EmulatorConfig,
+    fault: Fault | None,
+) -> None:
+    if fault is not None:
+        if fault.delay_s > 0 and not await ex.sleep(fault.delay_s):
+            return
+        if fault.hang:
+            await ex.wait_for_disconnect()
+            return
+        if fault.drop:
+            await ex.drop()
+            return
+        status = fault.status
+        if status is None and fault.fail_after_chunks is not None and not ex.record.stream:
+            # A mid-generation failure of a non-streaming request is an HTTP error.
+            status = api.status_for_error_type(fault.error_type)
+        if status is not None:
+            error = api.error_reply(status, fault.error_type, fault.message)
+            headers = {**api.request_headers(), **error.headers, **fault_headers(fault)}
+            await ex.send_json(error.status, error.payload, headers)
+            return
+    await api.respond(ex, path, body, config, fault)
