@@ -39,7 +39,7 @@ def wait_until(check: Callable[[], T | None], *, timeout: float = 10.0, interval
     while time.monotonic() < deadline:
         try:
             result = check()
-        except Exception as exc:  # noqa: BLE001 - polling tolerates transient failures
+        except Exception as exc:  # polling tolerates transient failures
             last_error = exc
         else:
             if result:
@@ -175,7 +175,9 @@ def run_gateway(env: dict[str, str], *, port: int | None = None) -> Iterator[Gat
     """The real service under gunicorn (gunicorn.conf.py), its output captured to a file."""
     port = port or free_port()
     env = {**env, "BIND": f"127.0.0.1:{port}"}
-    log_file = tempfile.NamedTemporaryFile(prefix="llm-api-gunicorn-", suffix=".log", delete=False)
+    log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in the finally below
+        prefix="llm-api-gunicorn-", suffix=".log", delete=False
+    )
     proc = subprocess.Popen(
         [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "llm_api.main:app"],
         cwd=ROOT,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,7 +37,7 @@ def patient_gateway(emulator: Emulator) -> Iterator[Gateway]:
 
 def gaps(records: list[dict[str, Any]]) -> list[float]:
     times = [r["received_at"] for r in records]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])

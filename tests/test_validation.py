@@ -1,4 +1,4 @@
-"""Invalid requests get a 422 (never a 500), name the rule without echoing content, and send nothing upstream."""
+"""Invalid requests get a 422 (never a 500), name the rule but not the content, send nothing upstream."""
 
 from __future__ import annotations
 
