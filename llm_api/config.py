@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from llm_api.security.limit_rules import parse_limit, parse_overrides, storage_uri
 
 
 def _split_csv(value: object) -> object:
@@ -22,7 +24,10 @@ def _default_workers() -> int:
 class Settings(BaseSettings):
     """Every knob of the gateway; names match the environment variables documented in the README."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a refused value (a Redis URL with its password, say) is never echoed.
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
     # Client authentication.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -41,7 +46,10 @@ class Settings(BaseSettings):
     # Request shape.
     default_model: str = "claude-opus-4-5"
     max_messages: int = Field(default=100, ge=1)
-    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Worst-case JSON for 100 messages of 32,000 characters: an astral character escaped as a surrogate
+    # pair ("\ud83d\ude00") takes 12 bytes, so 100 x 32,000 x 12 = 38.4 MB plus framing; 8 MiB would
+    # refuse valid requests (even unescaped CJK text needs 9.6 MB). 40 MiB = 41,943,040 bytes.
+    max_body_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
     drop_unsupported_params: bool = True
     model_capabilities: str | None = Field(
         default=None,
@@ -66,6 +74,7 @@ class Settings(BaseSettings):
     rate_limit_fail_closed: bool = False
     rate_limit_redis_timeout_s: float = Field(default=0.25, gt=0)
     auth_failure_limit: str = "30/minute"
+    rate_limit_key_prefix: str = Field(default="llm_api", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     # Operations.
@@ -73,6 +82,20 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     web_concurrency: int = Field(default_factory=_default_workers, ge=1)
     bind: str = "0.0.0.0:8000"
+
+    # OpenTelemetry (the standard SDK variables; nothing is exported without an endpoint).
+    otel_sdk_disabled: bool = False
+    otel_service_name: str = "llm-api"
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_exporter_otlp_metrics_endpoint: str | None = None
+    otel_exporter_otlp_protocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
+    otel_traces_exporter: Literal["otlp", "none"] = "otlp"
+    otel_metrics_exporter: Literal["otlp", "none"] = "otlp"
+    otel_semconv_stability_opt_in: str = Field(
+        default="http",
+        description="Passed on to the instrumentation: 'http' emits the stable HTTP conventions.",
+    )
 
     @field_validator(
         "api_keys", "api_key_hashes", "rate_limit_overrides", "forwarded_allow_ips", mode="before"
@@ -90,6 +113,39 @@ class Settings(BaseSettings):
                 raise ValueError("API_KEY_HASHES must hold SHA-256 hex digests (64 hex characters)")
         return normalised
 
+    @field_validator("rate_limit", "auth_failure_limit")
+    @classmethod
+    def _limit_string(cls, value: str, info: ValidationInfo) -> str:
+        parse_limit(value, setting=(info.field_name or "").upper())
+        return value
+
+    @field_validator("rate_limit_overrides")
+    @classmethod
+    def _overrides(cls, value: list[str]) -> list[str]:
+        return [f"{ident}={limit}" for ident, limit in parse_overrides(value).items()]
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            storage_uri(value.strip())
+            return value.strip()
+        return value
+
+    @field_validator("model_capabilities")
+    @classmethod
+    def _capabilities(cls, value: str | None) -> str | None:
+        if value:
+            from llm_api.services.capabilities import CapabilityTable
+
+            try:
+                CapabilityTable(value)
+            except ValueError as exc:  # JSONDecodeError and ValidationError are ValueErrors
+                raise ValueError(f"MODEL_CAPABILITIES is not a valid capability table: {exc}") from None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -98,7 +154,14 @@ class Settings(BaseSettings):
             raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
 
-    @field_validator("anthropic_api_key", "openai_api_key", mode="before")
+    @field_validator(
+        "anthropic_api_key",
+        "openai_api_key",
+        "otel_exporter_otlp_endpoint",
+        "otel_exporter_otlp_traces_endpoint",
+        "otel_exporter_otlp_metrics_endpoint",
+        mode="before",
+    )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
