@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import orjson
 from fastapi import APIRouter, Request
@@ -46,9 +47,10 @@ def stream_error_event(exc: GatewayError) -> bytes:
 
 async def sse_events(service: ChatService, call: PreparedCall) -> AsyncGenerator[bytes, None]:
     """Encode each delta as one `data:` event and finish with exactly one `[DONE]`."""
-    async for item in service.stream(call):
-        if isinstance(item, TextDelta):
-            yield b"data: " + orjson.dumps({"delta": item.text}) + b"\n\n"
+    async with aclosing(service.stream(call)) as items:
+        async for item in items:
+            if isinstance(item, TextDelta):
+                yield b"data: " + orjson.dumps({"delta": item.text}) + b"\n\n"
     yield DONE
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from llm_api.errors import UnsupportedParameter
@@ -100,16 +100,16 @@ class ChatService:
             context.output_tokens = completion.output_tokens
         return completion
 
-    async def stream(self, call: PreparedCall) -> AsyncIterator[StreamItem]:
+    async def stream(self, call: PreparedCall) -> AsyncGenerator[StreamItem, None]:
         """Deltas as they arrive; opening the stream up to its first item is retried, the rest is not."""
         started = time.perf_counter()
 
-        async def open_stream() -> tuple[AsyncIterator[StreamItem], StreamItem]:
+        async def open_stream() -> tuple[AsyncGenerator[StreamItem, None], StreamItem]:
             items = call.provider.stream(call.request)
             try:
                 first = await anext(items)
             except BaseException:
-                await items.aclose()  # type: ignore[attr-defined]
+                await items.aclose()
                 raise
             return items, first
 
@@ -132,4 +132,4 @@ class ChatService:
                     return
                 item = await anext(items)
         finally:
-            await items.aclose()  # type: ignore[attr-defined]
+            await items.aclose()

@@ -35,11 +35,13 @@ class RetryPolicy:
         self.attempts = attempts
         self.wait_min_s = wait_min_s
         self.wait_max_s = wait_max_s
-        self._backoff = wait_exponential_jitter(initial=wait_min_s, max=wait_max_s, jitter=wait_min_s)
+        self._backoff = wait_exponential_jitter(
+            multiplier=wait_min_s, max=wait_max_s, jitter=wait_min_s, min=wait_min_s
+        )
 
     def wait_for(self, state: RetryCallState) -> float:
         """Backoff with jitter; an upstream's Retry-After wins when longer, capped by the maximum wait."""
-        backoff = min(self.wait_max_s, max(self.wait_min_s, self._backoff(state)))
+        backoff = self._backoff(state)
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, UpstreamError) and error.retry_after_s is not None:
             return min(self.wait_max_s, max(backoff, error.retry_after_s))

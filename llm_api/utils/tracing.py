@@ -1,3 +1,138 @@
-"""OpenTelemetry set-up (placeholder until the tracing work lands)."""
+"""OpenTelemetry for one worker: tracer and meter providers built from the standard OTEL_* settings.
+
+`build_telemetry` is called from the app lifespan, i.e. in each gunicorn worker after the fork: the batch
+span processor and the periodic metric reader start their threads there, never in the master.
+Without an OTLP endpoint nothing is exported (no-op providers: no threads, no connection attempts).
+"""
 
 from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from llm_api.config import Settings
+from llm_api.utils.metrics import GatewayMetrics
+
+log = logging.getLogger("llm_api.telemetry")
+
+INSTRUMENTATION_NAME = "llm_api"
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """This worker's providers, the gateway's tracer and metric instruments."""
+
+    tracer_provider: trace.TracerProvider
+    meter_provider: metrics.MeterProvider
+    tracer: trace.Tracer
+    metrics: GatewayMetrics
+    traces_endpoint: str | None = None
+    metrics_endpoint: str | None = None
+
+    def shutdown(self, *, timeout_s: float = 4.0) -> None:
+        """Flush what is buffered and stop the exporters within `timeout_s` in all, even when the
+        collector is down (blocking: run it off the event loop). Fits worker.SHUTDOWN_RESERVE_S."""
+        deadline = time.monotonic() + timeout_s
+
+        def remaining_ms() -> int:
+            return max(1, int((deadline - time.monotonic()) * 1000))
+
+        if isinstance(self.tracer_provider, SdkTracerProvider):
+            self.tracer_provider.force_flush(timeout_millis=remaining_ms())
+            self.tracer_provider.shutdown()
+        if isinstance(self.meter_provider, SdkMeterProvider):
+            self.meter_provider.shutdown(timeout_millis=remaining_ms())
+
+
+def signal_endpoint(settings: Settings, signal: str) -> str | None:
+    """The OTLP endpoint for `signal` ("traces" or "metrics"), or None when it must not be exported."""
+    if settings.otel_sdk_disabled:
+        return None
+    exporter = settings.otel_traces_exporter if signal == "traces" else settings.otel_metrics_exporter
+    if exporter == "none":
+        return None
+    specific = (
+        settings.otel_exporter_otlp_traces_endpoint
+        if signal == "traces"
+        else settings.otel_exporter_otlp_metrics_endpoint
+    )
+    if specific:
+        return specific
+    base = settings.otel_exporter_otlp_endpoint
+    if not base:
+        return None
+    if settings.otel_exporter_otlp_protocol == "http/protobuf":
+        return f"{base.rstrip('/')}/v1/{signal}"
+    return base
+
+
+def _span_exporter(settings: Settings, endpoint: str) -> SpanExporter:
+    # Imported here so only the protocol in use is loaded. Headers, timeout, compression and TLS
+    # files are read by the exporter from the standard OTEL_EXPORTER_OTLP_* variables.
+    if settings.otel_exporter_otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+
+        return GrpcSpans(endpoint=endpoint)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
+
+    return HttpSpans(endpoint=endpoint)
+
+
+def _metric_exporter(settings: Settings, endpoint: str) -> MetricExporter:
+    if settings.otel_exporter_otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
+
+        return GrpcMetrics(endpoint=endpoint)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetrics
+
+    return HttpMetrics(endpoint=endpoint)
+
+
+def build_telemetry(settings: Settings) -> Telemetry:
+    """Providers for this worker. The sampler comes from OTEL_TRACES_SAMPLER(_ARG), the batching and
+    export interval from OTEL_BSP_* and OTEL_METRIC_EXPORT_INTERVAL, read by the SDK itself."""
+    traces_endpoint = signal_endpoint(settings, "traces")
+    metrics_endpoint = signal_endpoint(settings, "metrics")
+    resource = Resource.create({SERVICE_NAME: settings.otel_service_name, "process.pid": os.getpid()})
+
+    tracer_provider: trace.TracerProvider
+    if traces_endpoint is None:
+        tracer_provider = trace.NoOpTracerProvider()
+    else:
+        sdk_tracer_provider = SdkTracerProvider(resource=resource, shutdown_on_exit=False)
+        sdk_tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings, traces_endpoint)))
+        tracer_provider = sdk_tracer_provider
+
+    meter_provider: metrics.MeterProvider
+    if metrics_endpoint is None:
+        meter_provider = metrics.NoOpMeterProvider()
+    else:
+        reader = PeriodicExportingMetricReader(_metric_exporter(settings, metrics_endpoint))
+        meter_provider = SdkMeterProvider(metric_readers=[reader], resource=resource, shutdown_on_exit=False)
+
+    if traces_endpoint or metrics_endpoint:
+        log.info(
+            "exporting telemetry over OTLP",
+            extra={
+                "protocol": settings.otel_exporter_otlp_protocol,
+                "traces_endpoint": traces_endpoint,
+                "metrics_endpoint": metrics_endpoint,
+            },
+        )
+    return Telemetry(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        tracer=tracer_provider.get_tracer(INSTRUMENTATION_NAME),
+        metrics=GatewayMetrics(meter_provider),
+        traces_endpoint=traces_endpoint,
+        metrics_endpoint=metrics_endpoint,
+    )

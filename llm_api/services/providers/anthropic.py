@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import anthropic
@@ -87,7 +87,7 @@ class AnthropicProvider:
             stop_reason=normalise_stop_reason(message.stop_reason),
         )
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamItem]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
         try:
             events = await self._client.messages.create(**self._arguments(request), stream=True)
         except (anthropic.APIError, httpx2.HTTPError) as exc:

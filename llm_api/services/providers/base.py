@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -63,7 +63,7 @@ class Provider(Protocol):
 
     async def complete(self, request: ProviderRequest) -> Completion: ...
 
-    def stream(self, request: ProviderRequest) -> AsyncIterator[StreamItem]:
+    def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
         """Yield text deltas as they arrive, then exactly one StreamSummary; closing it closes upstream."""
         ...
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx2
@@ -86,7 +86,7 @@ class OpenAIProvider:
             stop_reason=normalise_stop_reason(choice.finish_reason if choice else None),
         )
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamItem]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
         try:
             chunks = await self._client.chat.completions.create(
                 **self._arguments(request), stream=True, stream_options={"include_usage": True}

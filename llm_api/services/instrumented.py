@@ -1,0 +1,207 @@
+"""ChatService with telemetry: one CLIENT span per upstream chat call, per the OpenTelemetry GenAI
+semantic conventions, and the GenAI client metrics. It wraps the service, so it wraps every adapter.
+
+Span `chat {model}`: gen_ai.operation.name, gen_ai.provider.name (and the older gen_ai.system),
+gen_ai.request.{model,max_tokens,temperature,stream}, gen_ai.response.{id,model,finish_reasons},
+gen_ai.usage.{input,output}_tokens, gen_ai.response.time_to_first_chunk (streams), error.type on failure,
+llm_api.key_id / llm_api.request_id, and one `retry` event per retried attempt.
+Prompt and completion text are never recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from llm_api.services.capabilities import CapabilityTable
+from llm_api.services.llm import ChatService, PreparedCall
+from llm_api.services.providers.base import Completion, StreamItem, StreamSummary, TextDelta
+from llm_api.services.providers.registry import ProviderRegistry
+from llm_api.services.retry import RetryPolicy
+from llm_api.utils.context import request_context
+from llm_api.utils.metrics import GatewayMetrics
+
+CANCELLED = "cancelled"
+
+
+def error_type(exc: BaseException) -> str:
+    """A low-cardinality name for a failure: the gateway's error type, else the exception class."""
+    if isinstance(exc, GeneratorExit | asyncio.CancelledError):
+        return CANCELLED
+    found = getattr(exc, "error_type", None)
+    return found if isinstance(found, str) else type(exc).__qualname__
+
+
+class InstrumentedChatService(ChatService):
+    """Traces and measures every `complete` and `stream` call of the plain service."""
+
+    def __init__(
+        self,
+        *,
+        tracer: trace.Tracer,
+        metrics: GatewayMetrics,
+        providers: ProviderRegistry,
+        capabilities: CapabilityTable,
+        retry_policy: RetryPolicy,
+        default_model: str,
+        drop_unsupported_params: bool,
+    ) -> None:
+        super().__init__(
+            providers=providers,
+            capabilities=capabilities,
+            retry_policy=retry_policy,
+            default_model=default_model,
+            drop_unsupported_params=drop_unsupported_params,
+            on_retry=self._record_retry,
+        )
+        self._tracer = tracer
+        self._metrics = metrics
+
+    async def complete(self, call: PreparedCall) -> Completion:
+        """One answer, inside a `chat {model}` span."""
+        span, metric_attributes = self._start(call, stream=False)
+        started = time.perf_counter()
+        try:
+            with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                completion = await super().complete(call)
+        except BaseException as exc:
+            self._fail(span, exc, started=started, attributes=metric_attributes)
+            raise
+        self._succeed(
+            span,
+            started=started,
+            attributes=metric_attributes,
+            response_id=completion.id,
+            response_model=completion.model,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            stop_reason=completion.stop_reason,
+        )
+        return completion
+
+    async def stream(self, call: PreparedCall) -> AsyncGenerator[StreamItem, None]:
+        """Deltas as they arrive; the span opens with the stream and ends when the stream ends."""
+        span, metric_attributes = self._start(call, stream=True)
+        started = time.perf_counter()
+        items = super().stream(call)
+        summary: StreamSummary | None = None
+        first_chunk = False
+        try:
+            while True:
+                # The span is current only while the next item is awaited (retries happen there), so
+                # the context is attached and detached within one step of this generator.
+                with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                    try:
+                        item = await anext(items)
+                    except StopAsyncIteration:
+                        break
+                if isinstance(item, TextDelta) and not first_chunk:
+                    first_chunk = True
+                    ttft_s = time.perf_counter() - started
+                    span.set_attribute("gen_ai.response.time_to_first_chunk", ttft_s)
+                    span.add_event("gen_ai.first_chunk")
+                    self._metrics.record_time_to_first_chunk(ttft_s, attributes=metric_attributes)
+                elif isinstance(item, StreamSummary):
+                    summary = item
+                yield item
+        except BaseException as exc:
+            await items.aclose()
+            self._fail(span, exc, started=started, attributes=metric_attributes)
+            raise
+        await items.aclose()
+        if summary is None:
+            self._succeed(span, started=started, attributes=metric_attributes)
+        else:
+            self._succeed(
+                span,
+                started=started,
+                attributes=metric_attributes,
+                response_id=summary.id,
+                response_model=summary.model,
+                input_tokens=summary.input_tokens,
+                output_tokens=summary.output_tokens,
+                stop_reason=summary.stop_reason,
+            )
+
+    def _start(self, call: PreparedCall, *, stream: bool) -> tuple[Span, dict[str, AttributeValue]]:
+        request = call.request
+        provider = call.provider.name
+        metric_attributes: dict[str, AttributeValue] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.request.model": request.model,
+        }
+        attributes: dict[str, AttributeValue] = {
+            **metric_attributes,
+            "gen_ai.system": provider,
+            "gen_ai.request.max_tokens": request.max_tokens,
+            "gen_ai.request.stream": stream,
+        }
+        if request.temperature is not None:
+            attributes["gen_ai.request.temperature"] = request.temperature
+        context = request_context()
+        if context is not None:
+            attributes["llm_api.request_id"] = context.request_id
+            if context.key_id is not None:
+                attributes["llm_api.key_id"] = context.key_id
+                # The server span (current here) gets the key id too, for searching by caller.
+                trace.get_current_span().set_attribute("llm_api.key_id", context.key_id)
+        span = self._tracer.start_span(f"chat {request.model}", kind=SpanKind.CLIENT, attributes=attributes)
+        return span, metric_attributes
+
+    def _succeed(
+        self,
+        span: Span,
+        *,
+        started: float,
+        attributes: dict[str, AttributeValue],
+        response_id: str = "",
+        response_model: str = "",
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        stop_reason: str | None = None,
+    ) -> None:
+        final = dict(attributes)
+        if response_id:
+            span.set_attribute("gen_ai.response.id", response_id)
+        if response_model:
+            span.set_attribute("gen_ai.response.model", response_model)
+            final["gen_ai.response.model"] = response_model
+        if stop_reason is not None:
+            span.set_attribute("gen_ai.response.finish_reasons", [stop_reason])
+        if input_tokens is not None and output_tokens is not None:
+            span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
+            self._metrics.record_token_usage(
+                input_tokens=input_tokens, output_tokens=output_tokens, attributes=final
+            )
+        self._end(span, started=started, attributes=final)
+
+    def _fail(
+        self, span: Span, exc: BaseException, *, started: float, attributes: dict[str, AttributeValue]
+    ) -> None:
+        kind = error_type(exc)
+        span.set_attribute("error.type", kind)
+        if kind != CANCELLED:
+            # The description is the type only: exception messages can quote request data.
+            span.set_status(Status(StatusCode.ERROR, kind))
+        self._end(span, started=started, attributes={**attributes, "error.type": kind})
+
+    def _end(self, span: Span, *, started: float, attributes: dict[str, AttributeValue]) -> None:
+        context = request_context()
+        if context is not None and context.attempts:
+            span.set_attribute("llm_api.attempts", context.attempts)
+        span.end()
+        self._metrics.record_operation(time.perf_counter() - started, attributes=attributes)
+
+    @staticmethod
+    def _record_retry(*, attempt: int, error: BaseException, wait_s: float) -> None:
+        trace.get_current_span().add_event(
+            "retry",
+            {"retry.attempt": attempt, "error.type": error_type(error), "retry.wait_s": round(wait_s, 3)},
+        )

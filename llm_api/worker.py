@@ -1,0 +1,52 @@
+"""The gunicorn worker class: the maintained Uvicorn worker, with gunicorn's graceful timeout honoured.
+
+What happens on SIGTERM with the stock `uvicorn_worker.UvicornWorker`: the master closes its listening
+sockets and sends SIGTERM to every worker; each worker's uvicorn stops accepting, closes idle keep-alive
+connections and waits for in-flight responses — with no limit, because the worker never sets uvicorn's
+`timeout_graceful_shutdown`. After `graceful_timeout` the master SIGKILLs it: streams still open are cut
+without a word and the lifespan shutdown (closing clients, flushing spans) never runs.
+
+This worker gives uvicorn a graceful period a few seconds shorter than gunicorn's, so uvicorn cancels
+what is left by itself and the lifespan shutdown still runs before the master's SIGKILL. It also pins
+uvloop and httptools (start-up fails if either is missing instead of silently falling back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, ClassVar
+
+from uvicorn_worker import UvicornWorker
+
+log = logging.getLogger("uvicorn.error")
+
+# Kept for the lifespan shutdown (closing clients, flushing telemetry) inside gunicorn's graceful timeout.
+SHUTDOWN_RESERVE_S = 5
+
+
+def graceful_period_s(graceful_timeout: float) -> int:
+    """How long uvicorn lets in-flight requests finish: gunicorn's timeout minus the shutdown reserve."""
+    reserve = min(SHUTDOWN_RESERVE_S, graceful_timeout / 2)
+    return max(1, int(graceful_timeout - reserve))
+
+
+class GatewayWorker(UvicornWorker):  # type: ignore[misc]  # untyped base class
+    # uvicorn's own access log is off: the app writes one JSON access line per request.
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "uvloop", "http": "httptools", "access_log": False}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config.timeout_graceful_shutdown = graceful_period_s(self.cfg.graceful_timeout)
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        log.info(
+            "worker serving",
+            extra={
+                "event_loop": f"{type(loop).__module__}.{type(loop).__qualname__}",
+                "http_protocol": self.config.http,
+                "graceful_shutdown_s": self.config.timeout_graceful_shutdown,
+            },
+        )
+        await super()._serve()

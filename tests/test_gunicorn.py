@@ -1,0 +1,156 @@
+"""gunicorn.conf.py and the worker class, against the real gunicorn: uvloop + httptools, JSON logs,
+and a graceful SIGTERM that lets a stream in flight finish while new connections are refused."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_api.worker import graceful_period_s
+from tests.support import ROOT, Emulator, Gateway, gateway_env, run_gateway, wait_until
+
+
+def load_config(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
+    for name in ("BIND", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_config_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    config = load_config(monkeypatch)
+    assert config["bind"] == "0.0.0.0:8000"
+    assert config["workers"] == 2 * len(os.sched_getaffinity(0)) + 1
+    assert config["worker_class"] == "llm_api.worker.GatewayWorker"
+    assert (config["timeout"], config["graceful_timeout"], config["keepalive"]) == (120, 30, 5)
+    assert config["forwarded_allow_ips"] == "127.0.0.1,::1"
+    assert config["accesslog"] is None and config["errorlog"] == "-"
+    assert config["preload_app"] is False
+
+
+def test_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(
+        monkeypatch,
+        BIND="127.0.0.1:9999",
+        WEB_CONCURRENCY="3",
+        FORWARDED_ALLOW_IPS="10.0.0.5",
+        LOG_LEVEL="WARNING",
+    )
+    assert config["bind"] == "127.0.0.1:9999"
+    assert config["workers"] == 3
+    assert config["forwarded_allow_ips"] == "10.0.0.5"
+    assert config["loglevel"] == "warning"
+
+
+def test_uvicorn_gets_a_graceful_period_inside_gunicorns() -> None:
+    assert graceful_period_s(30) == 25
+    assert graceful_period_s(4) == 2
+    assert graceful_period_s(1) == 1
+
+
+@pytest.fixture(scope="module")
+def doomed_gateway(emulator: Emulator) -> Iterator[Gateway]:
+    """A gateway of its own: the last test sends it SIGTERM."""
+    with run_gateway(gateway_env(emulator, WEB_CONCURRENCY="2", LOG_LEVEL="INFO")) as gw:
+        yield gw
+
+
+def serving_records(gateway: Gateway) -> list[dict[str, Any]]:
+    return [r for r in gateway.log_records() if r.get("message") == "worker serving"]
+
+
+def test_workers_run_uvloop_and_httptools(doomed_gateway: Gateway) -> None:
+    records = wait_until(
+        lambda: len(serving_records(doomed_gateway)) == 2 and serving_records(doomed_gateway)
+    )
+    for record in records:
+        assert record["event_loop"] == "uvloop.Loop"
+        assert record["http_protocol"] == "httptools"
+        assert record["graceful_shutdown_s"] == 25
+        maps = Path(f"/proc/{record['pid']}/maps").read_text()
+        assert "/uvloop/loop." in maps and "/httptools/parser/" in maps
+        assert record["pid"] != doomed_gateway.proc.pid
+
+
+def test_every_log_line_is_json_and_health_probes_are_quiet(doomed_gateway: Gateway) -> None:
+    import httpx
+
+    for _ in range(3):
+        assert httpx.get(f"{doomed_gateway.base_url}/healthz").status_code == 200
+    with doomed_gateway.client() as client:
+        client.post("/v1/chat", json={"messages": [{"role": "user", "content": "hi"}]})
+    wait_until(lambda: any(r.get("path") == "/v1/chat" for r in doomed_gateway.log_records()))
+    lines = [line for line in doomed_gateway.output().splitlines() if line.strip()]
+    not_json = [line for line in lines if not line.startswith("{")]
+    assert not not_json, not_json[:5]
+    records = [json.loads(line) for line in lines]
+    assert {"gunicorn.error", "uvicorn.error", "llm_api.access"} <= {r["logger"] for r in records}
+    assert not [r for r in records if r["logger"] == "uvicorn.access"]
+    assert not [r for r in records if "healthz" in json.dumps(r)]
+
+
+def test_sigterm_lets_a_stream_finish_and_refuses_new_connections(
+    doomed_gateway: Gateway, emu: Emulator
+) -> None:
+    chunks = 8
+    emu.configure(text=" ".join(f"w{i}" for i in range(chunks)), chunks=chunks, chunk_delay_s=0.25)
+    host, port = doomed_gateway.base_url.removeprefix("http://").split(":")
+    events: list[str] = []
+    first_delta = threading.Event()
+    failure: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            with (
+                doomed_gateway.client() as client,
+                client.stream(
+                    "POST",
+                    "/v1/chat",
+                    json={"stream": True, "messages": [{"role": "user", "content": "count"}]},
+                ) as response,
+            ):
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        events.append(line)
+                        first_delta.set()
+        except BaseException as exc:
+            failure.append(exc)
+            first_delta.set()
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    assert first_delta.wait(timeout=15) and not failure
+    doomed_gateway.proc.send_signal(signal.SIGTERM)
+
+    def refused() -> bool:
+        try:
+            socket.create_connection((host, int(port)), timeout=0.5).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    wait_until(refused, timeout=5)
+    assert len(events) < chunks, "the stream should still be in flight when connections are refused"
+    reader.join(timeout=20)
+    assert not failure, failure
+    assert len(events) == chunks + 1 and events[-1] == "data: [DONE]"
+    assert "".join(json.loads(e.removeprefix("data: "))["delta"] for e in events[:-1]).split() == [
+        f"w{i}" for i in range(chunks)
+    ]
+    assert doomed_gateway.proc.wait(timeout=15) == 0
+    output = doomed_gateway.output()
+    assert (
+        "Application shutdown complete" in output
+    )  # the lifespan shutdown ran (spans flushed, clients closed)
+    assert "Cancel" not in output  # nothing was cut by the graceful-period timeout
