@@ -46,10 +46,9 @@ class Settings(BaseSettings):
     # Request shape.
     default_model: str = "claude-opus-4-5"
     max_messages: int = Field(default=100, ge=1)
-    # Worst-case JSON for 100 messages of 32,000 characters: an astral character escaped as a surrogate
-    # pair ("\ud83d\ude00") takes 12 bytes, so 100 x 32,000 x 12 = 38.4 MB plus framing; 8 MiB would
-    # refuse valid requests (even unescaped CJK text needs 9.6 MB). 40 MiB = 41,943,040 bytes.
-    max_body_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
+    # 100 messages of 32,000 characters are ~3.3 MB of JSON in ASCII (6.5 MB in a two-byte script sent
+    # as raw UTF-8). Clients that \u-escape non-Latin text can need more: raise it (and nginx's limit).
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     drop_unsupported_params: bool = True
     model_capabilities: str | None = Field(
         default=None,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from llm_api.config import Settings
 from llm_api.error_handlers import install_error_handlers
@@ -14,27 +17,35 @@ from llm_api.routers import chat, health
 from llm_api.security.keys import KeyStore
 from llm_api.security.ratelimit import RateLimiter
 from llm_api.services.capabilities import CapabilityTable
-from llm_api.services.llm import ChatService
+from llm_api.services.instrumented import InstrumentedChatService
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryPolicy
 from llm_api.utils.logging import configure_logging
+from llm_api.utils.redaction import known_secrets
+from llm_api.utils.tracing import Telemetry, build_telemetry
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway. Nothing connects here: clients are opened in the lifespan, per worker."""
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secrets=known_secrets(settings))
     capabilities = CapabilityTable(settings.model_capabilities)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        telemetry = build_telemetry(settings)
+        instrumented = _instrument(app, telemetry, settings)
+        app.state.telemetry = telemetry
+        app.state.metrics = telemetry.metrics
         providers = ProviderRegistry.from_settings(settings)
-        rate_limiter = RateLimiter()
+        rate_limiter = RateLimiter.from_settings(settings)
         app.state.settings = settings
         app.state.key_store = KeyStore(keys=settings.api_keys, digests_hex=settings.api_key_hashes)
         app.state.providers = providers
         app.state.rate_limiter = rate_limiter
-        app.state.chat_service = ChatService(
+        app.state.chat_service = InstrumentedChatService(
+            tracer=telemetry.tracer,
+            metrics=telemetry.metrics,
             providers=providers,
             capabilities=capabilities,
             retry_policy=RetryPolicy(
@@ -50,6 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await providers.aclose()
             await rate_limiter.aclose()
+            if instrumented:
+                FastAPIInstrumentor.uninstrument_app(app)
+            await asyncio.to_thread(telemetry.shutdown)
 
     app = FastAPI(
         title="llm-api",
@@ -64,6 +78,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def _instrument(app: FastAPI, telemetry: Telemetry, settings: Settings) -> bool:
+    """Give every request a server span and the HTTP metrics (health probes excluded).
+
+    Runs in the lifespan because the providers exist only there (after the fork). Starlette has already
+    built the middleware stack to deliver the lifespan message, so it is rebuilt with the instrumentation
+    before the server accepts its first connection.
+    """
+    if telemetry.traces_endpoint is None and telemetry.metrics_endpoint is None:
+        return False
+    # Stable HTTP conventions (http.server.request.duration) unless the operator chose otherwise.
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", settings.otel_semconv_stability_opt_in)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        excluded_urls="healthz,readyz",
+        exclude_spans=["send", "receive"],
+    )
+    app.middleware_stack = app.build_middleware_stack()
+    return True
 
 
 def _app_from_environment() -> FastAPI:

@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +27,20 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
+
+
+def _context_headers(
+    context: RequestContext, present: Iterable[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """The context's response headers (X-RateLimit-*) that the response does not already carry."""
+    if not context.response_headers:
+        return []
+    names = {bytes(name).lower() for name, _ in present}
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in context.response_headers.items()
+        if name.lower().encode("latin-1") not in names
+    ]
 
 
 class RequestContextMiddleware:
@@ -56,7 +71,11 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    id_header,
+                    *_context_headers(context, message.get("headers", ())),
+                ]
             await send(message)
 
         async def reply(status_code: int, payload: dict[str, object]) -> None:

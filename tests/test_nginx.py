@@ -186,7 +186,10 @@ def test_per_key_limit_holds_across_both_instances(stack: Stack, emu: Emulator) 
     assert statuses == [200] * LIMIT + [429] * 3
     assert chat(other).status_code == 200  # keyed per API key, not per client address (all via nginx)
     # nginx spread the limited key's requests over both instances: the limit is shared, not per instance.
-    served = [sum(1 for r in gw.log_records() if r.get("path") == "/v1/chat") for gw in stack.gateways]
-    assert all(count >= 2 for count in served), served
+    def served() -> list[int]:
+        return [sum(1 for r in gw.log_records() if r.get("path") == "/v1/chat") for gw in stack.gateways]
+
+    wait_until(lambda: sum(served()) >= LIMIT + 4)  # access lines land once their responses are done
+    assert all(count >= 2 for count in served()), served()
     upstreams = set(re.findall(r'"upstream":"([^"]+)"', stack.nginx.access_log()))
     assert upstreams >= {gw.base_url.removeprefix("http://") for gw in stack.gateways}

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from llm_api.errors import AuthenticationFailed
+from llm_api.errors import AuthenticationFailed, RateLimited
 from llm_api.security.keys import KeyStore
 from llm_api.security.ratelimit import RateLimiter
 from llm_api.utils.context import request_context
@@ -26,7 +26,14 @@ def _bearer_token(request: Request) -> str | None:
 
 
 def client_address(request: Request) -> str:
-    """The peer address (uvicorn already applied X-Forwarded-For from trusted proxies only)."""
+    """The peer address: the key of the authentication-failure limit.
+
+    uvicorn's ProxyHeadersMiddleware has already replaced the peer with the X-Forwarded-For client, but
+    only when the connection comes from gunicorn's forwarded_allow_ips (FORWARDED_ALLOW_IPS). Do NOT use
+    slowapi's `get_ipaddr` here: it trusts the raw X-Forwarded-For header from anyone (it even looks for
+    "X_FORWARDED_FOR"), so a client could pick a fresh bucket per request. This is slowapi's
+    `get_remote_address`.
+    """
     return request.client.host if request.client else "unknown"
 
 
@@ -42,12 +49,20 @@ async def require_client_key(request: Request) -> str:
         token = _bearer_token(request)
         found = keys.authenticate(token) if token is not None else None
         if found is None:
-            await limiter.check_auth_failure(client_address(request))
+            try:
+                await limiter.check_auth_failure(client_address(request))
+            except RateLimited:
+                state.metrics.record_rate_limit_rejection(scope="auth_failure")
+                raise
             raise AuthenticationFailed()
         ident = found
     if context is not None:
         context.key_id = ident
-    await limiter.check_key(ident)
+    try:
+        await limiter.check_key(ident)
+    except RateLimited:
+        state.metrics.record_rate_limit_rejection(scope="key", key_id=ident)
+        raise
     return ident
 
 
