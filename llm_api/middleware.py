@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterable
 
 import orjson
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llm_api.error_handlers import error_payload
@@ -20,6 +21,7 @@ error_log = logging.getLogger("llm_api.errors")
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+CLIENT_CLOSED_REQUEST = 499  # the status nginx logs for a client that went away
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -95,6 +97,9 @@ class RequestContextMiddleware:
                 await reply(413, error_payload(PayloadTooLarge.error_type, self._too_large()))
                 return
             await self.app(scope, self._limited(receive), send_with_id)
+        except ClientDisconnect:
+            # The client hung up before its request was read: nothing to answer, nothing went wrong here.
+            context.error_type = "client_disconnected"
         except Exception as exc:
             # The exception text can quote request data: log its type only.
             error_log.error("unhandled error", extra={"exception_type": type(exc).__name__})
@@ -106,6 +111,8 @@ class RequestContextMiddleware:
                 )
         finally:
             current_request.reset(token)
+            if context.error_type == "client_disconnected" and not response_started:
+                status = CLIENT_CLOSED_REQUEST
             self._log_access(scope, context, status)
 
     def _too_large(self) -> str:

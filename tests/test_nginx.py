@@ -185,6 +185,7 @@ def test_per_key_limit_holds_across_both_instances(stack: Stack, emu: Emulator) 
     statuses = [chat(limited).status_code for _ in range(LIMIT + 3)]
     assert statuses == [200] * LIMIT + [429] * 3
     assert chat(other).status_code == 200  # keyed per API key, not per client address (all via nginx)
+
     # nginx spread the limited key's requests over both instances: the limit is shared, not per instance.
     def served() -> list[int]:
         return [sum(1 for r in gw.log_records() if r.get("path") == "/v1/chat") for gw in stack.gateways]

@@ -158,3 +158,16 @@ def test_retry_after_is_capped_by_the_maximum_wait(patient_gateway: Gateway, emu
     assert chat(patient_gateway).status_code == 200
     [gap] = gaps(emu.requests())
     assert 1.4 <= gap < 3.0
+
+
+def test_httpx_transport_classifies_failures_the_same(emulator: Emulator, emu: Emulator) -> None:
+    """LLM_HTTP_CLIENT=httpx (the SDKs' own transport) instead of the default aiohttp."""
+    env = gateway_env(
+        emulator, LLM_HTTP_CLIENT="httpx", LLM_TIMEOUT_S="0.5", LLM_RETRY_ATTEMPTS="2", WEB_CONCURRENCY="1"
+    )
+    with run_gateway(env) as gw:
+        assert chat(gw).status_code == 200
+        emu.fail({"drop": True}, {"drop": True})
+        assert chat(gw).json()["error"]["type"] == "upstream_connection_failed"
+        emu.fail({"hang": True}, {"hang": True})
+        assert chat(gw, model="gpt-4o").json()["error"]["type"] == "upstream_timeout"

@@ -178,3 +178,28 @@ def test_streamed_validation_error_is_plain_json(gateway: Gateway, emu: Emulator
         response = client.post("/v1/chat", json={"stream": True, "messages": []})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/json"
+
+
+def _hang_up_after(gateway: Gateway, payload: dict[str, Any], seconds: float) -> str:
+    """Send a request, give up after `seconds` without reading anything; return its request id."""
+    request_id = f"hangup-{time.monotonic_ns()}"
+    with gateway.client() as client, pytest.raises(httpx.ReadTimeout):
+        client.post("/v1/chat", json=payload, headers={"X-Request-ID": request_id}, timeout=seconds)
+    return request_id
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_hanging_up_before_the_first_byte_cancels_the_upstream(
+    gateway: Gateway, emu: Emulator, stream: bool
+) -> None:
+    emu.configure(first_token_delay_s=10)
+    request_id = _hang_up_after(gateway, {**body(), "stream": stream}, 0.5)
+    record = wait_until(
+        lambda: next((r for r in emu.requests() if r["outcome"] == "client_disconnected"), None), timeout=5
+    )
+    assert record["disconnected_at"] - record["received_at"] < 2.5
+    line = wait_until(
+        lambda: next((r for r in gateway.log_records() if r.get("request_id") == request_id), None)
+    )
+    assert line["status"] == 499 and line["error_type"] == "client_disconnected"
+    assert not [r for r in gateway.log_records() if r.get("message") == "unhandled error"]

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from llm_api.deps import ChatServiceDep, SettingsDep
 from llm_api.error_handlers import gateway_error_response, safe_validation_details
 from llm_api.errors import GatewayError, InvalidRequest
+from llm_api.routers.disconnect import unless_disconnected
 from llm_api.routers.sse import SSEResponse
 from llm_api.schemas import ChatRequest, ChatResponse, ErrorResponse
 from llm_api.security.auth import ClientKeyDep
@@ -82,7 +83,7 @@ async def chat(
             error_event=stream_error_event,
             headers=headers,
         )
-    completion = await service.complete(call)
+    completion = await unless_disconnected(request, service.complete(call))
     body = {
         "id": completion.id,
         "content": completion.content,

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from llm_api.errors import GatewayError
+from llm_api.utils.context import request_context
 
 log = logging.getLogger("llm_api.stream")
 
@@ -58,6 +59,9 @@ class SSEResponse(Response):
         except asyncio.CancelledError:
             # Our own cancellation on disconnect ends the response quietly; any other propagates.
             if self._client_gone and task.uncancel() == 0:
+                context = request_context()
+                if context is not None:
+                    context.error_type = "client_disconnected"
                 return
             raise
         finally:
@@ -79,6 +83,7 @@ class SSEResponse(Response):
             done, _ = await asyncio.wait({first}, timeout=self.ping_interval_s)
         except BaseException:
             first.cancel()
+            await asyncio.wait({first})  # let the generator unwind before it is closed
             raise
         started = False
         lock = asyncio.Lock()
@@ -144,4 +149,6 @@ class SSEResponse(Response):
             if pinger is not None:
                 pinger.cancel()
             if not first.done():
+                # The first step still runs the generator: let it unwind before anyone closes it.
                 first.cancel()
+                await asyncio.wait({first})

@@ -5,8 +5,9 @@ fields. `RedactionFilter` sits on the handlers (ours, gunicorn's and uvicorn's i
 every record whichever logger emitted it:
 
 - DEBUG records of the HTTP and vendor SDK loggers (`httpx`, `httpx2`, `httpcore`, `anthropic`, `openai`)
-  are dropped: at DEBUG those SDKs log the request options, i.e. the messages and the headers. Their
-  INFO and above (a method, a URL, a status, "retrying in 0.5 s") pass.
+  are dropped: at DEBUG those SDKs log the request options, i.e. the messages and the headers. The
+  loggers are set to WARNING (their INFO line per upstream call repeats the access line); their
+  warnings and errors pass.
 - An exception keeps its type and its traceback frames but not its message, which can quote input.
 - Message text and `extra` values are redacted: configured secrets, bearer tokens, `sk-...` keys,
   credential fields, and message-content fields of anything that looks like a request body.
@@ -120,8 +121,10 @@ def configure_logging(level: str, *, secrets: Iterable[str] = ()) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     numeric = logging.getLevelName(level)
-    for name in SDK_LOGGERS:  # don't even build their DEBUG records (the filter drops them anyway)
-        logging.getLogger(name).setLevel(max(logging.INFO, numeric))
+    # Don't even build their DEBUG records (the filter drops them anyway); their INFO lines ("HTTP Request:
+    # POST … 200 OK" per upstream call) repeat what the access line says, at a cost on every request.
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, numeric))
     foreign = {
         id(h): h
         for name in ("", *SERVER_LOGGERS, *SDK_LOGGERS)

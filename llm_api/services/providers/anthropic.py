@@ -15,7 +15,7 @@ from llm_api.errors import (
     UpstreamTimeout,
     upstream_error_for_status,
 )
-from llm_api.services.providers._common import parse_retry_after
+from llm_api.services.providers._common import is_timeout, parse_retry_after
 from llm_api.services.providers.base import (
     Completion,
     ProviderRequest,
@@ -30,9 +30,9 @@ NAME = "anthropic"
 
 def translate_error(exc: BaseException) -> UpstreamError:
     """Map an SDK or transport exception to the gateway's hierarchy (never quoting the raw body)."""
-    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
-        return UpstreamTimeout(f"{NAME} did not answer in time", provider=NAME)
-    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):  # timeouts included
+        if is_timeout(exc):
+            return UpstreamTimeout(f"{NAME} did not answer in time", provider=NAME)
         return UpstreamConnectionFailed(f"could not reach {NAME}", provider=NAME)
     if isinstance(exc, anthropic.APIStatusError):
         kind = exc.type if isinstance(exc.type, str) else None

@@ -1,0 +1,234 @@
+"""The gateway under gunicorn (the production config) and, for comparison, the LiteLLM proxy."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.procs import (
+    ROOT,
+    Proc,
+    children,
+    cpu_seconds,
+    free_port,
+    http_ok,
+    mapped_libraries,
+    pss_kib,
+    rss_kib,
+    start,
+    wait_for,
+)
+from bench.upstream import MODEL_OPENAI, Upstream
+
+CLIENT_KEY = "bench-client-key-0001"
+LITELLM_KEY = "sk-bench-master-key"
+LITELLM_VENV = ROOT / "bench" / ".litellm-venv"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+_SCRUBBED = ("OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "LLM_", "REDIS_", "LITELLM_")
+_SCRUBBED_NAMES = {"LOG_LEVEL", "ALLOW_UNAUTHENTICATED", "WEB_CONCURRENCY", "BIND", "AUTH_FAILURE_LIMIT"}
+
+
+@dataclass(frozen=True)
+class Features:
+    """Which cross-cutting features are on; `all_on()` is the production shape."""
+
+    auth: bool = True
+    rate_limit: bool = True
+    tracing: bool = True
+    access_log: bool = True
+
+    @classmethod
+    def all_on(cls) -> Features:
+        return cls()
+
+    @classmethod
+    def all_off(cls) -> Features:
+        return cls(auth=False, rate_limit=False, tracing=False, access_log=False)
+
+
+def _base_env() -> dict[str, str]:
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(_SCRUBBED) and key not in _SCRUBBED_NAMES
+    }
+
+
+def gateway_env(
+    *, upstream: Upstream, stream: bool, workers: int, features: Features, otlp_endpoint: str | None
+) -> dict[str, str]:
+    base = upstream.sse_url if stream else upstream.json_url
+    env = _base_env()
+    env.update(
+        {
+            "ANTHROPIC_API_KEY": "bench-dummy-provider-key",
+            "ANTHROPIC_BASE_URL": base,
+            "OPENAI_API_KEY": "bench-dummy-provider-key",
+            "OPENAI_BASE_URL": f"{base}/v1",
+            "WEB_CONCURRENCY": str(workers),
+            "LOG_LEVEL": "INFO" if features.access_log else "WARNING",
+            "RATE_LIMIT": "100000000/minute",
+            "AUTH_FAILURE_LIMIT": "100000000/minute",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if features.auth:
+        env["API_KEYS"] = CLIENT_KEY
+    else:
+        env["ALLOW_UNAUTHENTICATED"] = "true"
+    if features.rate_limit:
+        env["REDIS_URL"] = REDIS_URL
+    if features.tracing and otlp_endpoint:
+        env.update(
+            {
+                "OTEL_SDK_DISABLED": "false",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_SERVICE_NAME": "llm-api-bench",
+            }
+        )
+    else:
+        env["OTEL_SDK_DISABLED"] = "true"
+    return env
+
+
+@dataclass
+class Server:
+    """A running HTTP server under test: its base URL, process, and (for gunicorn) worker pids."""
+
+    name: str
+    url: str
+    proc: Proc
+    workers: list[int] = field(default_factory=list)
+
+    def worker_rss_kib(self) -> list[int]:
+        pids = self.workers or [self.proc.pid]
+        return [value for value in (rss_kib(pid) for pid in pids) if value is not None]
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the workers (or the single server process)."""
+        pids = self.workers or [self.proc.pid]
+        return sum(value for value in (cpu_seconds(pid) for pid in pids) if value is not None)
+
+    def worker_pss_kib(self) -> list[int]:
+        pids = self.workers or [self.proc.pid]
+        return [value for value in (pss_kib(pid) for pid in pids) if value is not None]
+
+    def libraries(self) -> dict[str, bool]:
+        pid = self.workers[0] if self.workers else self.proc.pid
+        return mapped_libraries(pid, ["uvloop", "httptools", "orjson", "grpc"])
+
+    def stop(self) -> None:
+        self.proc.stop(timeout=40)
+
+
+def start_gateway(name: str, env: dict[str, str], *, workdir: Path) -> Server:
+    """`gunicorn -c gunicorn.conf.py llm_api.main:app` with `env`; waits until every worker answers."""
+    port = free_port()
+    env = {**env, "BIND": f"127.0.0.1:{port}"}
+    gunicorn = Path(os.environ.get("BENCH_VENV_BIN", ROOT / ".venv" / "bin")) / "gunicorn"
+    proc = start(
+        name,
+        [str(gunicorn), "-c", "gunicorn.conf.py", "llm_api.main:app"],
+        log=workdir / f"{name}.log",
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wanted = int(env["WEB_CONCURRENCY"])
+    wait_for(
+        lambda: len(children(proc.pid)) >= wanted and http_ok(f"{url}/healthz"),
+        what=f"gateway {name}",
+        proc=proc,
+    )
+    # Every worker runs its lifespan before it accepts: give the slowest a moment, then warm them.
+    time.sleep(0.5 * wanted)
+    for _ in range(20 * wanted):
+        http_ok(f"{url}/healthz")
+    return Server(name, url, proc, children(proc.pid))
+
+
+def litellm_available() -> bool:
+    return (LITELLM_VENV / "bin" / "litellm").exists()
+
+
+def litellm_config(upstream: Upstream, *, stream: bool) -> str:
+    base = upstream.sse_url if stream else upstream.json_url
+    return (
+        "model_list:\n"
+        f"  - model_name: {MODEL_OPENAI}\n"
+        "    litellm_params:\n"
+        f"      model: openai/{MODEL_OPENAI}\n"
+        f"      api_base: {base}/v1\n"
+        "      api_key: bench-dummy-provider-key\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+        "  drop_params: true\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_KEY}\n"
+    )
+
+
+def start_litellm(name: str, upstream: Upstream, *, stream: bool, workdir: Path) -> Server:
+    """The LiteLLM proxy, one worker, no database, on the same fake upstream."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / f"{name}.yaml"
+    config.write_text(litellm_config(upstream, stream=stream))
+    port = free_port()
+    env = _base_env()
+    env.update(
+        {
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_LOG": "ERROR",
+            "LITELLM_TELEMETRY": "False",
+            "DISABLE_ADMIN_UI": "True",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    argv = [
+        str(LITELLM_VENV / "bin" / "litellm"),
+        "--config", str(config),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--num_workers", "1",
+    ]  # fmt: skip
+    proc = start(name, argv, log=workdir / f"{name}.log", env=env)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: http_ok(f"{url}/health/liveliness"), what=f"litellm {name}", proc=proc, timeout=180)
+    time.sleep(1.0)
+    workers = children(proc.pid)
+    return Server(name, url, proc, workers if len(workers) == 1 else [])
+
+
+class RssSampler(threading.Thread):
+    """Samples the workers' RSS every 0.2 s; keeps the per-worker peak."""
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(daemon=True)
+        self.server = server
+        self.idle = server.worker_rss_kib()
+        self.peak = list(self.idle)
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(0.2):
+            for i, value in enumerate(self.server.worker_rss_kib()):
+                if i < len(self.peak):
+                    self.peak[i] = max(self.peak[i], value)
+
+    def finish(self) -> dict[str, list[float]]:
+        self._stop_event.set()
+        self.join(timeout=2)
+        after = self.server.worker_rss_kib()
+
+        def mib(values: list[int]) -> list[float]:
+            return [round(v / 1024, 1) for v in values]
+
+        return {
+            "idle_mib": mib(self.idle),
+            "peak_mib": mib(self.peak),
+            "after_load_mib": mib(after),
+            "after_load_pss_mib": mib(self.server.worker_pss_kib()),
+        }

@@ -1,0 +1,50 @@
+"""What the results were measured on: machine, commit, tools."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.procs import ROOT
+
+if TYPE_CHECKING:
+    from bench.harness import Plan
+
+
+def litellm_version() -> str | None:
+    pip = ROOT / "bench" / ".litellm-venv" / "bin" / "pip"
+    done = subprocess.run([str(pip), "show", "litellm"], capture_output=True, text=True, check=False)
+    return next(
+        (ln.split(":", 1)[1].strip() for ln in done.stdout.splitlines() if ln.startswith("Version:")), None
+    )
+
+
+def machine_info(plan: Plan) -> dict[str, object]:
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "mode": "smoke" if plan.smoke else ("compare" if plan.compare else "full"),
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "git_commit": commit or None,
+        "load_tool": "wrk" if plan.use_wrk else "python",
+        "upstream": plan.upstream,
+    }

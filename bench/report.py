@@ -1,0 +1,325 @@
+"""Targets (issue #4) checked against the results, and the short Markdown summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LITELLM_REFERENCE_RPS = 110.0  # measured before on this machine, one worker (issue #4)
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _diff(a: Any, b: Any) -> float | None:
+    return round(a - b, 3) if isinstance(a, int | float) and isinstance(b, int | float) else None
+
+
+def derived(results: dict[str, Any]) -> dict[str, Any]:
+    """Added latency (gateway minus direct) for the headline figures."""
+    gw1 = _get(results, "gateway", "1") or {}
+    direct = results.get("direct") or {}
+    stream = results.get("streaming") or {}
+    c = _first_concurrency(results)
+    out: dict[str, Any] = {
+        "added_p50_ms": _diff(_get(gw1, "c1", "latency_ms", "50"), _get(direct, "c1", "latency_ms", "50")),
+        "added_p99_ms": _diff(_get(gw1, "c1", "latency_ms", "99"), _get(direct, "c1", "latency_ms", "99")),
+        "added_p50_openai_ms": _diff(
+            _get(gw1, "c1_openai", "latency_ms", "50"), _get(direct, "c1_openai", "latency_ms", "50")
+        ),
+        "added_ttfb_p50_ms": _diff(
+            _get(stream, "anthropic", "ttfb_ms", "p50"), _get(direct, "sse_anthropic", "ttfb_ms", "p50")
+        ),
+        "added_stream_total_p50_ms": _diff(
+            _get(stream, "anthropic", "total_ms", "p50"), _get(direct, "sse_anthropic", "total_ms", "p50")
+        ),
+        "added_ttfb_p50_openai_ms": _diff(
+            _get(stream, "openai", "ttfb_ms", "p50"), _get(direct, "sse_openai", "ttfb_ms", "p50")
+        ),
+        "added_stream_total_p50_openai_ms": _diff(
+            _get(stream, "openai", "total_ms", "p50"), _get(direct, "sse_openai", "total_ms", "p50")
+        ),
+        "throughput_c_rps": _get(gw1, f"c{c}_openai", "rps") or _get(gw1, f"c{c}", "rps"),
+        "cpu_ms_per_request_c": _get(gw1, f"c{c}_openai", "server_cpu_ms_per_request"),
+    }
+    lite = results.get("litellm")
+    if lite:
+        out["litellm_added_p50_ms"] = _diff(
+            _get(lite, "c1_openai", "latency_ms", "50"), _get(direct, "c1_openai", "latency_ms", "50")
+        )
+        out["litellm_cpu_ms_per_request_c"] = _get(lite, f"c{c}", "server_cpu_ms_per_request")
+        out["litellm_added_ttfb_p50_ms"] = _diff(
+            _get(lite, "sse_openai", "ttfb_ms", "p50"), _get(direct, "sse_openai", "ttfb_ms", "p50")
+        )
+    return out
+
+
+def _first_concurrency(results: dict[str, Any]) -> int:
+    keys = [k for k in (_get(results, "gateway", "1") or {}) if k.startswith("c") and k[1:].isdigit()]
+    values = sorted(int(k[1:]) for k in keys if k != "c1")
+    return values[0] if values else 32
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    d = derived(results)
+    c = _first_concurrency(results)
+    rows: list[dict[str, Any]] = []
+
+    def row(name: str, target: str, measured: Any, met: bool | None, note: str = "") -> None:
+        rows.append({"name": name, "target": target, "measured": measured, "met": met, "note": note})
+
+    def at_most(value: Any, limit: float) -> bool | None:
+        return None if value is None else value <= limit
+
+    row("added latency p50 (c=1)", "<= 1 ms", d["added_p50_ms"], at_most(d["added_p50_ms"], 1.0))
+    row("added latency p99 (c=1)", "<= 3 ms", d["added_p99_ms"], at_most(d["added_p99_ms"], 3.0))
+    lite_rps = _get(results, "litellm", f"c{c}", "rps")
+    reference = lite_rps or LITELLM_REFERENCE_RPS
+    ours = d["throughput_c_rps"]
+    ratio = round(ours / reference, 1) if ours and reference else None
+    row(
+        f"throughput c={c} vs LiteLLM",
+        ">= 10x",
+        ratio,
+        None if ratio is None else ratio >= 10,
+        f"{ours} vs {reference} req/s ({'measured' if lite_rps else 'reference figure'}); worker CPU/request "
+        f"{d['cpu_ms_per_request_c']} ms vs {d.get('litellm_cpu_ms_per_request_c')} ms",
+    )
+    row("added TTFB p50", "<= 1.5 ms", d["added_ttfb_p50_ms"], at_most(d["added_ttfb_p50_ms"], 1.5))
+    row(
+        "added whole-stream time p50 (50 chunks)",
+        "<= 3 ms",
+        d["added_stream_total_p50_ms"],
+        at_most(d["added_stream_total_p50_ms"], 3.0),
+    )
+    after = _get(results, "gateway", "1", "rss", "after_load_mib") or []
+    peak = _get(results, "gateway", "1", "rss", "peak_mib") or []
+    worst = max(after) if after else None
+    row(
+        "RSS per worker after load",
+        "<= 100 MiB",
+        worst,
+        at_most(worst, 100.0),
+        f"peak {max(peak) if peak else '?'} MiB",
+    )
+    conc = results.get("concurrency") or {}
+    n, errors = conc.get("completed"), conc.get("errors")
+    row(
+        "concurrent streams on one worker",
+        ">= 1000, 0 errors",
+        f"{n}/{conc.get('streams')} ok, {errors} errors",
+        None if n is None else (n >= 1000 and errors == 0),
+        f"{conc.get('kib_per_stream')} KiB/stream",
+    )
+    return rows
+
+
+def count_errors(results: dict[str, Any]) -> int:
+    """Every failed request or stream anywhere in the results."""
+    total = 0
+
+    def walk(node: Any) -> None:
+        nonlocal total
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("errors", "healthz_errors") and isinstance(value, int):
+                    total += value
+                else:
+                    walk(value)
+
+    walk({k: v for k, v in results.items() if k not in ("targets", "profile")})
+    return total
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results.get("meta", {})
+    d = derived(results)
+    lines = [
+        f"# llm-api benchmark — {meta.get('date')} ({meta.get('mode')})",
+        "",
+        f"Machine: {meta.get('cpus')} CPUs ({meta.get('cpu_model')}), {meta.get('memory_gib')} GiB, "
+        f"Linux {meta.get('kernel')}, Python {meta.get('python')}; commit {meta.get('git_commit')}; "
+        f"load: {meta.get('load_tool')}; fake upstream: {meta.get('upstream')}; "
+        f"run took {meta.get('elapsed_s')} s.",
+        "",
+        "## Targets (everything on, one worker)",
+        "",
+        "| target | goal | measured | met | note |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for t in results.get("targets", []):
+        met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
+        lines.append(f"| {t['name']} | {t['target']} | {_f(t['measured'], 3)} | {met} | {t['note']} |")
+    lines += [
+        "",
+        "## Latency at concurrency 1 (ms)",
+        "",
+        "| target | p50 | p90 | p99 | added p50 | added p99 | server CPU ms/req |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    direct = results.get("direct") or {}
+    for label, node, base in _latency_rows(results):
+        lat = node.get("latency_ms", {})
+        blat = (base or {}).get("latency_ms", {})
+        lines.append(
+            f"| {label} | {_f(lat.get('50'), 3)} | {_f(lat.get('90'), 3)} | {_f(lat.get('99'), 3)} | "
+            f"{_f(_diff(lat.get('50'), blat.get('50')) if base else None, 3)} | "
+            f"{_f(_diff(lat.get('99'), blat.get('99')) if base else None, 3)} | "
+            f"{_f(node.get('server_cpu_ms_per_request'), 3)} |"
+        )
+    lines += ["", "## Throughput (req/s; errors)", ""]
+    conc = [k for k in direct if k.startswith("c") and k[1:].isdigit() and k != "c1"]
+    lines.append("| target | " + " | ".join(f"c={k[1:]}" for k in conc) + " |")
+    lines.append("| --- |" + " --- |" * len(conc))
+    for label, node in _throughput_rows(results):
+        cells = [
+            f"{_f(_get(node, k, 'rps'), 0)} ({_get(node, k, 'errors')})" if _get(node, k) else "n/a"
+            for k in conc
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Streaming, 50 chunks (ms, p50)",
+        "",
+        "| target | TTFB | added TTFB | whole stream | added |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, node, base in _stream_rows(results):
+        ttfb, total = _get(node, "ttfb_ms", "p50"), _get(node, "total_ms", "p50")
+        lines.append(
+            f"| {label} | {_f(_get(node, 'ttfb_ms', 'p50'), 3)} | "
+            f"{_f(_diff(ttfb, _get(base, 'ttfb_ms', 'p50')) if base else None, 3)} | "
+            f"{_f(_get(node, 'total_ms', 'p50'), 3)} | "
+            f"{_f(_diff(total, _get(base, 'total_ms', 'p50')) if base else None, 3)} |"
+        )
+    lines += _feature_lines(results) + _concurrency_lines(results) + _rss_lines(results)
+    if d.get("litellm_added_p50_ms") is not None:
+        lines += [
+            "",
+            f"LiteLLM added p50: {d['litellm_added_p50_ms']} ms vs gateway (OpenAI route) "
+            f"{d['added_p50_openai_ms']} ms.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _latency_rows(results: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
+    direct = results.get("direct") or {}
+    rows: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = [
+        ("direct nginx (Anthropic JSON)", direct.get("c1") or {}, None),
+        ("direct nginx (OpenAI JSON)", direct.get("c1_openai") or {}, None),
+    ]
+    for workers, node in (results.get("gateway") or {}).items():
+        rows.append((f"gateway {workers}w, Anthropic", node.get("c1") or {}, direct.get("c1")))
+        if node.get("c1_openai"):
+            rows.append((f"gateway {workers}w, OpenAI", node["c1_openai"], direct.get("c1_openai")))
+    lite = results.get("litellm")
+    if lite:
+        rows.append(("LiteLLM 1w, OpenAI", lite.get("c1_openai") or {}, direct.get("c1_openai")))
+    return rows
+
+
+def _throughput_rows(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    rows = [("direct nginx", results.get("direct") or {})]
+    for workers, node in (results.get("gateway") or {}).items():
+        rows.append((f"gateway {workers}w, Anthropic", node))
+        openai = {
+            k.removesuffix("_openai"): v
+            for k, v in node.items()
+            if k.endswith("_openai") and k != "c1_openai"
+        }
+        if openai:
+            rows.append((f"gateway {workers}w, OpenAI", openai))
+    if results.get("litellm"):
+        rows.append(("LiteLLM 1w, OpenAI", results["litellm"]))
+    return rows
+
+
+def _stream_rows(results: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    direct = results.get("direct") or {}
+    stream = results.get("streaming") or {}
+    rows = [
+        ("direct nginx, Anthropic SSE", direct.get("sse_anthropic"), None),
+        ("direct nginx, OpenAI SSE", direct.get("sse_openai"), None),
+        ("gateway 1w, Anthropic", stream.get("anthropic"), direct.get("sse_anthropic")),
+        ("gateway 1w, OpenAI", stream.get("openai"), direct.get("sse_openai")),
+    ]
+    if results.get("litellm"):
+        rows.append(("LiteLLM 1w, OpenAI", results["litellm"].get("sse_openai"), direct.get("sse_openai")))
+    return rows
+
+
+def _feature_lines(results: dict[str, Any]) -> list[str]:
+    features = results.get("features") or {}
+    if not features:
+        return []
+    c = _first_concurrency(results)
+    base = features.get("all_off") or {}
+    lines = [
+        "",
+        "## Cost of each feature (one worker, Anthropic JSON)",
+        "",
+        f"| variant | c=1 p50 ms | c=1 p99 ms | p50 vs all off | c={c} req/s | req/s vs all off "
+        f"| CPU ms/req (c={c}) | CPU vs all off |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, node in features.items():
+        p50 = _get(node, "c1", "latency_ms", "50")
+        rps = _get(node, f"c{c}", "rps")
+        base_rps = _get(base, f"c{c}", "rps")
+        rel = f"{(rps / base_rps - 1) * 100:+.1f}%" if rps and base_rps else "n/a"
+        cpu = _get(node, f"c{c}", "server_cpu_ms_per_request")
+        base_cpu = _get(base, f"c{c}", "server_cpu_ms_per_request")
+        lines.append(
+            f"| {name} | {_f(p50, 3)} | {_f(_get(node, 'c1', 'latency_ms', '99'), 3)} | "
+            f"{_f(_diff(p50, _get(base, 'c1', 'latency_ms', '50')), 3)} | {_f(rps, 0)} | {rel} | "
+            f"{_f(cpu, 3)} | {_f(_diff(cpu, base_cpu), 3)} |"
+        )
+    return lines
+
+
+def _concurrency_lines(results: dict[str, Any]) -> list[str]:
+    conc = results.get("concurrency")
+    if not conc:
+        return []
+    idle, busy = conc["healthz_idle"], conc["healthz_under_load"]
+    return [
+        "",
+        "## Concurrent streams on one worker",
+        "",
+        f"{conc['streams']} streams of {conc['chunks']} chunks {conc['chunk_delay_s']} s apart "
+        "(emulator upstream): "
+        f"{conc['completed']} completed, {conc['errors']} errors, {conc['max_open_at_once']} open at once; "
+        f"worker RSS {conc['worker_rss_idle_mib']} → peak {conc['worker_rss_peak_mib']} MiB "
+        f"({conc['kib_per_stream']} KiB per stream); /healthz p50/p99/max idle "
+        f"{idle['p50_ms']}/{idle['p99_ms']}/{idle['max_ms']} ms, "
+        f"under load {busy['p50_ms']}/{busy['p99_ms']}/{busy['max_ms']} ms.",
+    ]
+
+
+def _rss_lines(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## RSS per worker (MiB)",
+        "",
+        "| server | idle | peak | after load |",
+        "| --- | --- | --- | --- |",
+    ]
+    servers = [(f"gateway {w}w", node.get("rss")) for w, node in (results.get("gateway") or {}).items()]
+    if results.get("litellm"):
+        servers.append(("LiteLLM 1w", results["litellm"].get("rss")))
+    for label, rss in servers:
+        if rss:
+            lines.append(f"| {label} | {rss['idle_mib']} | {rss['peak_mib']} | {rss['after_load_mib']} |")
+    return lines
