@@ -96,3 +96,48 @@ def test_parse_retry_after_http_date() -> None:
 
     value = parse_retry_after({"retry-after": email.utils.formatdate(time.time() + 30, usegmt=True)})
     assert value is not None and 25 < value <= 31
+
+
+async def test_call_counts_attempts_and_stops_on_permanent_errors() -> None:
+    policy = RetryPolicy(attempts=4, wait_min_s=0, wait_max_s=0)
+    outcomes: list[BaseException | str] = [
+        UpstreamUnavailable("x", provider="openai"),
+        UpstreamTimeout("x", provider="openai"),
+        "ok",
+    ]
+    calls: list[int] = []
+    retries: list[int] = []
+
+    async def operation() -> str:
+        outcome = outcomes[len(calls)]
+        calls.append(len(calls) + 1)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def on_retry(*, attempt: int, error: BaseException, wait_s: float) -> None:
+        retries.append(attempt)
+
+    attempts: list[int] = []
+    assert await policy.call(operation, on_attempt=attempts.append, on_retry=on_retry) == "ok"
+    assert calls == [1, 2, 3] and attempts == [1, 2, 3] and retries == [1, 2]
+
+    rejected = UpstreamRejected("bad", provider="openai", upstream_status=400)
+
+    async def permanent() -> str:
+        calls.append(0)
+        raise rejected
+
+    calls.clear()
+    with pytest.raises(UpstreamRejected):
+        await policy.call(permanent)
+    assert calls == [0]
+
+    async def always_down() -> str:
+        calls.append(0)
+        raise UpstreamUnavailable("x", provider="openai")
+
+    calls.clear()
+    with pytest.raises(UpstreamUnavailable):
+        await policy.call(always_down)
+    assert len(calls) == 4

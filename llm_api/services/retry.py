@@ -55,6 +55,26 @@ class RetryPolicy:
         on_retry: RetryObserver | None = None,
     ) -> T:
         """Run `operation` until it succeeds, fails for good, or the attempts are spent."""
+        # Fast path: most calls succeed at once, and tenacity's bookkeeping costs more than the call's
+        # own overhead in this gateway; it takes over only after a transient failure.
+        if on_attempt is not None:
+            on_attempt(1)
+        try:
+            return await operation()
+        except Exception as exc:
+            if not is_transient(exc) or self.attempts < 2:
+                raise
+            first_failure = exc
+        replayed = False
+
+        async def replay_then_operate() -> T:
+            """Attempt 1 replays the failure above (no upstream call), so waits and numbering are
+            tenacity's own."""
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                raise first_failure
+            return await operation()
 
         def before_sleep(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
@@ -81,7 +101,8 @@ class RetryPolicy:
         )
         async for attempt in retrying:
             with attempt:
-                if on_attempt is not None:
-                    on_attempt(attempt.retry_state.attempt_number)
-                return await operation()
+                number = attempt.retry_state.attempt_number
+                if on_attempt is not None and number > 1:
+                    on_attempt(number)
+                return await replay_then_operate()
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
