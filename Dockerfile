@@ -34,5 +34,5 @@ EXPOSE 8000
 # No curl in slim: Python's urllib probes liveness (any non-2xx answer or error exits non-zero).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('BIND', ':8000').rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2)"]
-# Exec form: gunicorn is PID 1 and receives SIGTERM itself (graceful shutdown, see docs/operating.md).
+# Exec form: gunicorn is PID 1 and receives SIGTERM itself (graceful shutdown, see README.md, "Operating it").
 CMD ["gunicorn", "-c", "/app/gunicorn.conf.py", "llm_api.main:app"]

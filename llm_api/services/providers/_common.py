@@ -5,9 +5,17 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import aiohttp
 import httpx2
+
+from llm_api.errors import (
+    UpstreamConnectionFailed,
+    UpstreamError,
+    UpstreamTimeout,
+    upstream_error_for_status,
+)
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -49,3 +57,33 @@ def is_timeout(exc: BaseException) -> bool:
             return False
         current = current.__cause__ or current.__context__
     return isinstance(exc, httpx2.TimeoutException) or type(exc).__name__ == "APITimeoutError"
+
+
+@dataclass(frozen=True, slots=True)
+class SdkErrors:
+    """An SDK's exception classes (both official SDKs name them alike)."""
+
+    api_error: type[Exception]
+    connection_error: type[Exception]
+    status_error: type[Exception]
+
+
+def translate_sdk_error(exc: BaseException, *, provider: str, sdk: SdkErrors) -> UpstreamError:
+    """Map an SDK or transport exception to the gateway's hierarchy (never quoting the raw body)."""
+    if isinstance(exc, sdk.connection_error | httpx2.TransportError):  # timeouts included
+        if is_timeout(exc):
+            return UpstreamTimeout(f"{provider} did not answer in time", provider=provider)
+        return UpstreamConnectionFailed(f"could not reach {provider}", provider=provider)
+    if isinstance(exc, sdk.status_error):
+        kind = getattr(exc, "type", None)
+        response: httpx2.Response = getattr(exc, "response")  # noqa: B009 - typed by the SDK, not here
+        return upstream_error_for_status(
+            response.status_code,
+            provider=provider,
+            retry_after_s=parse_retry_after(response.headers),
+            error_kind=kind if isinstance(kind, str) else None,
+        )
+    if type(exc) is sdk.api_error:
+        # An error object inside a stream (OpenAI), with no HTTP status: a transient server error.
+        return upstream_error_for_status(500, provider=provider, error_kind="stream_error")
+    return UpstreamError(f"{provider} returned a response the gateway could not use", provider=provider)

@@ -9,13 +9,8 @@ import anthropic
 import httpx2
 from anthropic.types import MessageParam
 
-from llm_api.errors import (
-    UpstreamConnectionFailed,
-    UpstreamError,
-    UpstreamTimeout,
-    upstream_error_for_status,
-)
-from llm_api.services.providers._common import is_timeout, parse_retry_after
+from llm_api.errors import UpstreamConnectionFailed, UpstreamError
+from llm_api.services.providers._common import SdkErrors, translate_sdk_error
 from llm_api.services.providers.base import (
     Completion,
     ProviderRequest,
@@ -28,21 +23,11 @@ from llm_api.services.providers.base import (
 NAME = "anthropic"
 
 
+SDK_ERRORS = SdkErrors(anthropic.APIError, anthropic.APIConnectionError, anthropic.APIStatusError)
+
+
 def translate_error(exc: BaseException) -> UpstreamError:
-    """Map an SDK or transport exception to the gateway's hierarchy (never quoting the raw body)."""
-    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):  # timeouts included
-        if is_timeout(exc):
-            return UpstreamTimeout(f"{NAME} did not answer in time", provider=NAME)
-        return UpstreamConnectionFailed(f"could not reach {NAME}", provider=NAME)
-    if isinstance(exc, anthropic.APIStatusError):
-        kind = exc.type if isinstance(exc.type, str) else None
-        return upstream_error_for_status(
-            exc.status_code,
-            provider=NAME,
-            retry_after_s=parse_retry_after(exc.response.headers),
-            error_kind=kind,
-        )
-    return UpstreamError(f"{NAME} returned a response the gateway could not use", provider=NAME)
+    return translate_sdk_error(exc, provider=NAME, sdk=SDK_ERRORS)
 
 
 class AnthropicProvider:

@@ -9,13 +9,8 @@ import httpx2
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-from llm_api.errors import (
-    UpstreamConnectionFailed,
-    UpstreamError,
-    UpstreamTimeout,
-    upstream_error_for_status,
-)
-from llm_api.services.providers._common import is_timeout, parse_retry_after
+from llm_api.errors import UpstreamConnectionFailed, UpstreamError
+from llm_api.services.providers._common import SdkErrors, translate_sdk_error
 from llm_api.services.providers.base import (
     Completion,
     ProviderRequest,
@@ -28,24 +23,11 @@ from llm_api.services.providers.base import (
 NAME = "openai"
 
 
+SDK_ERRORS = SdkErrors(openai.APIError, openai.APIConnectionError, openai.APIStatusError)
+
+
 def translate_error(exc: BaseException) -> UpstreamError:
-    """Map an SDK or transport exception to the gateway's hierarchy (never quoting the raw body)."""
-    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):  # timeouts included
-        if is_timeout(exc):
-            return UpstreamTimeout(f"{NAME} did not answer in time", provider=NAME)
-        return UpstreamConnectionFailed(f"could not reach {NAME}", provider=NAME)
-    if isinstance(exc, openai.APIStatusError):
-        kind = exc.type if isinstance(exc.type, str) else None
-        return upstream_error_for_status(
-            exc.status_code,
-            provider=NAME,
-            retry_after_s=parse_retry_after(exc.response.headers),
-            error_kind=kind,
-        )
-    if isinstance(exc, openai.APIError):
-        # An error object inside a stream (no HTTP status): treat as a transient server error.
-        return upstream_error_for_status(500, provider=NAME, error_kind="stream_error")
-    return UpstreamError(f"{NAME} returned a response the gateway could not use", provider=NAME)
+    return translate_sdk_error(exc, provider=NAME, sdk=SDK_ERRORS)
 
 
 class OpenAIProvider:
