@@ -41,7 +41,12 @@ def grpc_receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def traced_gateway(emulator: Emulator, grpc_receiver: Receiver) -> Iterator[Gateway]:
-    with run_gateway(telemetry_env(emulator, grpc_receiver, WEB_CONCURRENCY="2")) as gw:
+    # The Anthropic SDK has OpenTelemetry of its own that records message content when this is set: the
+    # gateway must keep it off whatever the environment says.
+    env = telemetry_env(
+        emulator, grpc_receiver, WEB_CONCURRENCY="2", ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE="content"
+    )
+    with run_gateway(env) as gw:
         yield gw
 
 

@@ -47,6 +47,9 @@ class ProviderRegistry:
                     timeout=anthropic.Timeout(settings.llm_timeout_s, connect=settings.llm_connect_timeout_s),
                     max_retries=0,
                     http_client=_http_client(settings, anthropic.DefaultAioHttpClient),
+                    # The SDK's own spans: off whatever ANTHROPIC_OPEN_TELEMETRY_* says (its "content" mode
+                    # records messages); the gateway's GenAI span already covers every call.
+                    open_telemetry=False,
                 )
             )
         if settings.openai_api_key is not None:
