@@ -93,13 +93,21 @@ class InstrumentedChatService(ChatService):
         first_chunk = False
         try:
             while True:
-                # The span is current only while the next item is awaited (retries happen there), so
-                # the context is attached and detached within one step of this generator.
-                with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                if first_chunk:
+                    # Past the first delta nothing is retried and no span starts: skip the context switch,
+                    # which would cost on every chunk.
                     try:
                         item = await anext(items)
                     except StopAsyncIteration:
                         break
+                else:
+                    # The span is current while the stream opens (retries happen there), attached and
+                    # detached within one step of this generator.
+                    with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                        try:
+                            item = await anext(items)
+                        except StopAsyncIteration:
+                            break
                 if isinstance(item, TextDelta) and not first_chunk:
                     first_chunk = True
                     ttft_s = time.perf_counter() - started
