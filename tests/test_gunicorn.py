@@ -78,9 +78,25 @@ def test_workers_run_uvloop_and_httptools(doomed_gateway: Gateway) -> None:
         assert record["event_loop"] == "uvloop.Loop"
         assert record["http_protocol"] == "httptools"
         assert record["graceful_shutdown_s"] == 25
-        maps = Path(f"/proc/{record['pid']}/maps").read_text()
-        assert "/uvloop/loop." in maps and "/httptools/parser/" in maps
         assert record["pid"] != doomed_gateway.proc.pid
+    # And the extension modules are really mapped in the live workers (the master's children).
+    workers = children_of(doomed_gateway.proc.pid)
+    assert len(workers) == 2
+    for pid in workers:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "/uvloop/loop." in maps and "/httptools/parser/" in maps
+
+
+def children_of(parent: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            pids.append(int(stat.parent.name))
+    return pids
 
 
 def test_every_log_line_is_json_and_health_probes_are_quiet(doomed_gateway: Gateway) -> None:
