@@ -23,7 +23,10 @@ Messages are safe to show a client: they never carry prompt text, keys or an ups
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+
+DEFAULT_RETRY_AFTER_S = 1
 
 
 class GatewayError(Exception):
@@ -105,7 +108,10 @@ class UpstreamError(GatewayError):
     ) -> None:
         headers = {}
         if retry_after_s is not None and self.status_code in (429, 503):
-            headers["Retry-After"] = str(max(1, round(retry_after_s)))
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+        elif self.status_code == 429:
+            # A 429 always says when to come back, even when the provider did not.
+            headers["Retry-After"] = str(DEFAULT_RETRY_AFTER_S)
         super().__init__(message, headers=headers)
         self.provider = provider
         self.upstream_status = upstream_status

@@ -101,6 +101,15 @@ def test_exhausted_retries_map_to_clear_errors(
         assert int(response.headers["Retry-After"]) >= 1
 
 
+def test_upstream_429_without_retry_after_still_tells_the_client_when(
+    gateway: Gateway, emu: Emulator
+) -> None:
+    emu.fail(*[{"status": 429} for _ in range(ATTEMPTS)])
+    response = chat(gateway, model="gpt-4o")
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) >= 1
+
+
 def test_connection_dropped_is_retried(gateway: Gateway, emu: Emulator) -> None:
     emu.fail({"drop": True})
     assert chat(gateway).status_code == 200
