@@ -58,11 +58,16 @@ def _http_ok(url: str) -> bool:
 class Emulator:
     """Drives the upstream emulator's control plane."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, log_path: Path) -> None:
         self.base_url = base_url
         self.anthropic_url = base_url
         self.openai_url = f"{base_url}/v1"
+        self.log_path = log_path
         self._http = httpx.Client(base_url=f"{base_url}/_emulator", timeout=5)
+
+    def output(self) -> str:
+        """Everything the emulator process printed (complete once it has stopped)."""
+        return self.log_path.read_text(errors="replace")
 
     def reset(self) -> None:
         self._http.post("/reset").raise_for_status()
@@ -85,25 +90,32 @@ class Emulator:
 
 @contextmanager
 def run_emulator() -> Iterator[Emulator]:
+    """The emulator as a real process on a free port, its output captured to a file."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llm_api.emulator", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log_path = Path(tempfile.mkstemp(prefix="llm-api-emulator-", suffix=".log")[1])
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llm_api.emulator", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     base = f"http://127.0.0.1:{port}"
+    emulator = Emulator(base, log_path)
     try:
-        wait_until(lambda: _http_ok(f"{base}/_emulator/health"), timeout=20)
-        emulator = Emulator(base)
+        wait_until(lambda: proc.poll() is not None or _http_ok(f"{base}/_emulator/health"), timeout=20)
+        if proc.poll() is not None:
+            raise RuntimeError(f"the emulator exited early:\n{emulator.output()[-3000:]}")
         yield emulator
-        emulator.close()
     finally:
+        emulator.close()
         proc.terminate()
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
 
 
 @dataclass

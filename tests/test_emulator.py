@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -17,52 +12,16 @@ import httpx
 import openai
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import run_emulator
+
 USER_MSG: Any = [{"role": "user", "content": "say hello to the test"}]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("emulator") / "emulator.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llm_api.emulator", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    try:
-        with httpx.Client(timeout=1.0) as client:
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"emulator exited early: {log_path.read_text()}")
-                try:
-                    if client.get(f"{url}/_emulator/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"emulator did not become ready: {log_path.read_text()}")
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    output = log_path.read_text()
+def emulator_url() -> Iterator[str]:
+    with run_emulator() as emulator:
+        yield emulator.base_url
+    output = emulator.output()
     # The emulator must never print request content.
     assert "say hello to the test" not in output, output
     assert "Traceback" not in output and "Exception in ASGI" not in output, output
