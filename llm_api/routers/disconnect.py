@@ -1,9 +1,10 @@
-"""Stop paying for an answer nobody will read: cancel the upstream call when the client hangs up."""
+"""Stop paying for an answer nobody will read: cancel the upstream work when the client hangs up."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from types import TracebackType
 from typing import TypeVar
 
 from starlette.requests import ClientDisconnect, Request
@@ -12,27 +13,41 @@ from starlette.types import Receive
 T = TypeVar("T")
 
 
-async def _wait_for_disconnect(receive: Receive, task: asyncio.Task[object], gone: list[bool]) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            gone.append(True)
-            task.cancel()
-            return
+class CancelOnDisconnect:
+    """While inside, the current task is cancelled as soon as the client disconnects; that cancellation
+    (ours) ends the block quietly with `gone` set, any other cancellation propagates.
+
+    Use it once the request body has been read: from then on it is the only reader of `receive`.
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.gone = False
+
+    async def __aenter__(self) -> CancelOnDisconnect:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._watcher = asyncio.create_task(self._watch())
+        return self
+
+    async def _watch(self) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.gone = True
+                self._task.cancel()
+                return
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        self._watcher.cancel()
+        return exc_type is asyncio.CancelledError and self.gone and self._task.uncancel() == 0
 
 
 async def unless_disconnected(request: Request, operation: Awaitable[T]) -> T:
-    """Await `operation` (the request body already read); if the client disconnects first, cancel it
-    and raise ClientDisconnect."""
-    task = asyncio.current_task()
-    assert task is not None
-    gone: list[bool] = []
-    watcher = asyncio.create_task(_wait_for_disconnect(request.receive, task, gone))
-    try:
+    """Await `operation`; if the client disconnects first, cancel it and raise ClientDisconnect."""
+    async with CancelOnDisconnect(request.receive):
         return await operation
-    except asyncio.CancelledError:
-        if gone and task.uncancel() == 0:
-            raise ClientDisconnect() from None
-        raise
-    finally:
-        watcher.cancel()
+    raise ClientDisconnect()  # only reached when the block ended on the client's disconnect

@@ -20,9 +20,7 @@ async def readyz(request: Request) -> Response:
     checks: dict[str, str] = {}
     providers: list[str] = state.providers.configured
     checks["providers"] = "ok" if providers else "no provider configured"
-    probe = getattr(state.rate_limiter, "storage_ready", None)
-    if probe is not None:
-        checks["redis"] = "ok" if await probe() else "unreachable"
+    checks["redis"] = "ok" if await state.rate_limiter.storage_ready() else "unreachable"
     ready = all(value == "ok" for value in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")

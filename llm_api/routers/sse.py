@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from llm_api.errors import GatewayError
+from llm_api.routers.disconnect import CancelOnDisconnect
 from llm_api.utils.context import request_context
 
 log = logging.getLogger("llm_api.stream")
@@ -48,33 +49,17 @@ class SSEResponse(Response):
         self.extra_headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
         ]
-        self._client_gone = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        watcher = asyncio.create_task(self._watch_disconnect(receive, task))
         try:
-            await self._relay(scope, receive, send)
-        except asyncio.CancelledError:
-            # Our own cancellation on disconnect ends the response quietly; any other propagates.
-            if self._client_gone and task.uncancel() == 0:
+            async with CancelOnDisconnect(receive) as watch:
+                await self._relay(scope, receive, send)
+            if watch.gone:
                 context = request_context()
                 if context is not None:
                     context.error_type = "client_disconnected"
-                return
-            raise
         finally:
-            watcher.cancel()
             await self.events.aclose()
-
-    async def _watch_disconnect(self, receive: Receive, task: asyncio.Task[object]) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                self._client_gone = True
-                task.cancel()
-                return
 
     async def _relay(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
