@@ -55,6 +55,32 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    *,
+    name: str,
+    output: Callable[[], str],
+    timeout: float,
+) -> None:
+    """Poll until `ready()` or the process exits; an exit is an error that quotes the process's output."""
+    wait_until(lambda: proc.poll() is not None or ready(), timeout=timeout)
+    if proc.poll() is not None:
+        raise RuntimeError(f"{name} exited early:\n{output()[-3000:]}")
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout: float = 5) -> int:
+    """Send `sig`, wait up to `timeout` seconds, then kill; the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 class Emulator:
     """Drives the upstream emulator's control plane."""
 
@@ -104,18 +130,17 @@ def run_emulator() -> Iterator[Emulator]:
     base = f"http://127.0.0.1:{port}"
     emulator = Emulator(base, log_path)
     try:
-        wait_until(lambda: proc.poll() is not None or _http_ok(f"{base}/_emulator/health"), timeout=20)
-        if proc.poll() is not None:
-            raise RuntimeError(f"the emulator exited early:\n{emulator.output()[-3000:]}")
+        wait_ready(
+            proc,
+            lambda: _http_ok(f"{base}/_emulator/health"),
+            name="the emulator",
+            output=emulator.output,
+            timeout=20,
+        )
         yield emulator
     finally:
         emulator.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @dataclass
@@ -144,14 +169,7 @@ class Gateway:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, sig=sig, timeout=timeout)
 
 
 def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
@@ -199,9 +217,13 @@ def run_gateway(env: dict[str, str], *, port: int | None = None) -> Iterator[Gat
     )
     gateway = Gateway(f"http://127.0.0.1:{port}", proc, Path(log_file.name), env)
     try:
-        wait_until(lambda: proc.poll() is not None or _http_ok(f"{gateway.base_url}/healthz"), timeout=30)
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited early:\n{gateway.output()[-3000:]}")
+        wait_ready(
+            proc,
+            lambda: _http_ok(f"{gateway.base_url}/healthz"),
+            name="gunicorn",
+            output=gateway.output,
+            timeout=30,
+        )
         yield gateway
     finally:
         gateway.stop()

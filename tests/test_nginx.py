@@ -18,7 +18,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ROOT, Emulator, Gateway, free_port, gateway_env, run_gateway, wait_until
+from tests.support import (
+    ROOT,
+    Emulator,
+    Gateway,
+    free_port,
+    gateway_env,
+    run_gateway,
+    stop_process,
+    wait_ready,
+    wait_until,
+)
 
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 REDIS_URL = "redis://127.0.0.1:6379/5"
@@ -81,17 +91,16 @@ def run_nginx(upstreams: list[str]) -> Iterator[Nginx]:
     )
     nginx = Nginx(f"http://127.0.0.1:{port}", proc, prefix)
     try:
-        wait_until(
-            lambda: proc.poll() is not None or httpx.get(f"{nginx.base_url}/healthz").status_code == 200
+        wait_ready(
+            proc,
+            lambda: httpx.get(f"{nginx.base_url}/healthz").status_code == 200,
+            name="nginx",
+            output=(prefix / "nginx.out").read_text,
+            timeout=10,
         )
-        assert proc.poll() is None, (prefix / "nginx.out").read_text()
         yield nginx
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=10)
         log.close()
         shutil.rmtree(prefix, ignore_errors=True)
 
