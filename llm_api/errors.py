@@ -154,9 +154,6 @@ class UpstreamConnectionFailed(UpstreamError):
     retryable = True
 
 
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
-
-
 def upstream_error_for_status(
     status: int, *, provider: str, retry_after_s: float | None = None, error_kind: str | None = None
 ) -> UpstreamError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Role = Literal["user", "assistant", "system"]
@@ -50,7 +50,6 @@ class StreamSummary:
     input_tokens: int = 0
     output_tokens: int = 0
     stop_reason: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 StreamItem = TextDelta | StreamSummary
