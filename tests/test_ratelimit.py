@@ -332,6 +332,13 @@ def test_redis_stopped_mid_run_falls_back_then_recovers(emu: Emulator) -> None:
                     interval=0.2,
                 )
                 wait_until(lambda: httpx.get(f"{gateway.base_url}/readyz").status_code == 200, timeout=5)
+                # The worker that fell back logs its recovery when its probe next answers.
+                wait_until(
+                    lambda: any(
+                        r["message"].startswith("rate-limit storage recovered") for r in gateway.log_records()
+                    ),
+                    timeout=5,
+                )
                 back.close()
             records = gateway.log_records()
     warnings = [r for r in records if r["message"].startswith("rate-limit storage unavailable")]
