@@ -180,3 +180,17 @@ def test_httpx_transport_classifies_failures_the_same(emulator: Emulator, emu: E
         assert chat(gw).json()["error"]["type"] == "upstream_connection_failed"
         emu.fail({"hang": True}, {"hang": True})
         assert chat(gw, model="gpt-4o").json()["error"]["type"] == "upstream_timeout"
+
+
+@pytest.mark.parametrize("model", ["claude-opus-4-5", "gpt-4o"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_unusable_upstream_answer_is_502_not_retried(
+    gateway: Gateway, emu: Emulator, model: str, stream: bool
+) -> None:
+    """A 200 whose body is not the provider's shape (or a stream event that is not JSON): 502, never 500."""
+    emu.fail({"garbage": True})
+    response = chat(gateway, model=model, stream=stream)
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["type"] == "upstream_error"
+    assert len(emu.requests()) == 1

@@ -45,6 +45,7 @@ class Fault:
     hang: bool = False
     delay_s: float = 0.0
     drop: bool = False
+    garbage: bool = False  # a 200 whose body is not the provider's shape (JSON) or not JSON (stream)
     fail_after_chunks: int | None = None
     error_type: str | None = None
     message: str | None = None
@@ -108,6 +109,7 @@ _FAULT_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "hang": ((bool,), False),
     "delay_s": ((int, float), False),
     "drop": ((bool,), False),
+    "garbage": ((bool,), False),
     "fail_after_chunks": ((int,), True),
     "error_type": ((str,), True),
     "message": ((str,), True),

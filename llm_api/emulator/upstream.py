@@ -102,6 +102,13 @@ async def handle_upstream(
         await ex.close()
 
 
+async def _answer_garbage(ex: Exchange) -> None:
+    if not ex.record.stream:
+        await ex.send_json(200, ["not", "a", "completion"])
+    elif await ex.start_stream() and await ex.send_event(b"data: {not json\n\n"):
+        await ex.end_stream()
+
+
 async def _answer(
     api: ProviderAPI,
     ex: Exchange,
@@ -118,6 +125,9 @@ async def _answer(
             return
         if fault.drop:
             await ex.drop()
+            return
+        if fault.garbage:
+            await _answer_garbage(ex)
             return
         status = fault.status
         if status is None and fault.fail_after_chunks is not None and not ex.record.stream:

@@ -6,9 +6,11 @@ import email.utils
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import httpx2
+import orjson
 
 from llm_api.errors import (
     UpstreamConnectionFailed,
@@ -63,7 +65,6 @@ def is_timeout(exc: BaseException) -> bool:
 class SdkErrors:
     """An SDK's exception classes (both official SDKs name them alike)."""
 
-    api_error: type[Exception]
     connection_error: type[Exception]
     status_error: type[Exception]
 
@@ -83,7 +84,20 @@ def translate_sdk_error(exc: BaseException, *, provider: str, sdk: SdkErrors) ->
             retry_after_s=parse_retry_after(response.headers),
             error_kind=kind if isinstance(kind, str) else None,
         )
-    if type(exc) is sdk.api_error:
-        # An error object inside a stream (OpenAI), with no HTTP status: a transient server error.
-        return upstream_error_for_status(500, provider=provider, error_kind="stream_error")
+    return unusable_response(provider)
+
+
+def unusable_response(provider: str) -> UpstreamError:
+    """An answer that parsed as HTTP but not as the provider's documented shape."""
     return UpstreamError(f"{provider} returned a response the gateway could not use", provider=provider)
+
+
+def parse_json_object(data: bytes, *, provider: str) -> dict[str, Any]:
+    """A JSON object from an upstream body or event; anything else is an unusable response."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise unusable_response(provider) from exc
+    if not isinstance(value, dict):
+        raise unusable_response(provider)
+    return value

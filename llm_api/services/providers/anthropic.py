@@ -1,16 +1,26 @@
-"""Adapter for Anthropic's Messages API through the official `anthropic` SDK."""
+"""Adapter for Anthropic's Messages API through the official `anthropic` SDK's client.
+
+The SDK client sends the request (auth headers, base URL, timeouts, status errors) and hands back the raw
+HTTP response; the body is read with orjson rather than built into the SDK's Pydantic models, which cost
+more CPU than the rest of the gateway's hot path (bench/results/profile.collapsed.gz).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any, cast
+from typing import Any
 
 import anthropic
 import httpx2
-from anthropic.types import MessageParam
 
-from llm_api.errors import UpstreamConnectionFailed, UpstreamError
-from llm_api.services.providers._common import SdkErrors, translate_sdk_error
+from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_error_for_status
+from llm_api.services.providers._common import (
+    SdkErrors,
+    parse_json_object,
+    translate_sdk_error,
+    unusable_response,
+)
+from llm_api.services.providers._sse import iter_events
 from llm_api.services.providers.base import (
     Completion,
     ProviderRequest,
@@ -21,13 +31,48 @@ from llm_api.services.providers.base import (
 )
 
 NAME = "anthropic"
+MESSAGES = "/v1/messages"
 
-
-SDK_ERRORS = SdkErrors(anthropic.APIError, anthropic.APIConnectionError, anthropic.APIStatusError)
+SDK_ERRORS = SdkErrors(anthropic.APIConnectionError, anthropic.APIStatusError)
 
 
 def translate_error(exc: BaseException) -> UpstreamError:
     return translate_sdk_error(exc, provider=NAME, sdk=SDK_ERRORS)
+
+
+def _body(request: ProviderRequest) -> dict[str, Any]:
+    """The Messages API body: system messages joined into the top-level `system`."""
+    system = [m.content for m in request.messages if m.role == "system"]
+    body: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+    }
+    if system:
+        body["system"] = "\n\n".join(system)
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    return body
+
+
+def _completion(message: dict[str, Any]) -> Completion:
+    usage = message.get("usage") or {}
+    text = "".join(block["text"] for block in message.get("content") or () if block.get("type") == "text")
+    return Completion(
+        id=str(message.get("id", "")),
+        content=text,
+        model=str(message.get("model", "")),
+        input_tokens=int(usage.get("input_tokens") or 0),
+        output_tokens=int(usage.get("output_tokens") or 0),
+        stop_reason=normalise_stop_reason(message.get("stop_reason")),
+    )
+
+
+def _stream_error(event: dict[str, Any]) -> UpstreamError:
+    """An `error` event inside a 200 stream, e.g. overloaded_error (retryable before the first delta)."""
+    error = event.get("error")
+    kind = error.get("type") if isinstance(error, dict) else None
+    return upstream_error_for_status(200, provider=NAME, error_kind=kind if isinstance(kind, str) else None)
 
 
 class AnthropicProvider:
@@ -38,67 +83,55 @@ class AnthropicProvider:
     def __init__(self, client: anthropic.AsyncAnthropic) -> None:
         self._client = client
 
-    def _arguments(self, request: ProviderRequest) -> dict[str, Any]:
-        system = [m.content for m in request.messages if m.role == "system"]
-        messages = [
-            cast(MessageParam, {"role": m.role, "content": m.content})
-            for m in request.messages
-            if m.role != "system"
-        ]
-        arguments: dict[str, Any] = {
-            "model": request.model,
-            "max_tokens": request.max_tokens,
-            "messages": messages,
-        }
-        if system:
-            arguments["system"] = "\n\n".join(system)
-        if request.temperature is not None:
-            # The current SDK has no `temperature` argument; older models still accept it in the body.
-            arguments["extra_body"] = {"temperature": request.temperature}
-        return arguments
+    async def _post(self, body: dict[str, Any], *, stream: bool) -> httpx2.Response:
+        try:
+            return await self._client.post(MESSAGES, body=body, cast_to=httpx2.Response, stream=stream)
+        except (anthropic.APIError, httpx2.HTTPError) as exc:
+            raise translate_error(exc) from exc
 
     async def complete(self, request: ProviderRequest) -> Completion:
+        response = await self._post(_body(request), stream=False)
         try:
-            message = await self._client.messages.create(**self._arguments(request))
-        except (anthropic.APIError, httpx2.HTTPError) as exc:
-            raise translate_error(exc) from exc
-        text = "".join(block.text for block in message.content if block.type == "text")
-        return Completion(
-            id=message.id,
-            content=text,
-            model=message.model,
-            input_tokens=message.usage.input_tokens,
-            output_tokens=message.usage.output_tokens,
-            stop_reason=normalise_stop_reason(message.stop_reason),
-        )
+            return _completion(parse_json_object(response.content, provider=NAME))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise unusable_response(NAME) from exc
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
-        try:
-            events = await self._client.messages.create(**self._arguments(request), stream=True)
-        except (anthropic.APIError, httpx2.HTTPError) as exc:
-            raise translate_error(exc) from exc
+        response = await self._post({**_body(request), "stream": True}, stream=True)
         summary = StreamSummary()
         finished = False
         try:
-            async for event in events:
-                if event.type == "content_block_delta":
-                    if event.delta.type == "text_delta":
-                        yield TextDelta(event.delta.text)
-                elif event.type == "message_start":
-                    summary.id = event.message.id
-                    summary.model = event.message.model
-                    summary.input_tokens = event.message.usage.input_tokens
-                elif event.type == "message_delta":
-                    summary.stop_reason = normalise_stop_reason(event.delta.stop_reason)
-                    summary.output_tokens = event.usage.output_tokens
-                    if event.usage.input_tokens:
-                        summary.input_tokens = event.usage.input_tokens
-                elif event.type == "message_stop":
-                    finished = True
+            async for raw in iter_events(response.aiter_bytes()):
+                if raw.name == "ping" or not raw.data:
+                    continue
+                event = parse_json_object(raw.data, provider=NAME)
+                kind = event.get("type") or raw.name
+                try:
+                    if kind == "content_block_delta":
+                        delta = event["delta"]
+                        if delta.get("type") == "text_delta" and delta["text"]:
+                            yield TextDelta(delta["text"])
+                    elif kind == "message_start":
+                        message = event["message"]
+                        summary.id = str(message.get("id", ""))
+                        summary.model = str(message.get("model", ""))
+                        summary.input_tokens = int((message.get("usage") or {}).get("input_tokens") or 0)
+                    elif kind == "message_delta":
+                        usage = event.get("usage") or {}
+                        summary.stop_reason = normalise_stop_reason(event["delta"].get("stop_reason"))
+                        summary.output_tokens = int(usage.get("output_tokens") or 0)
+                        if usage.get("input_tokens"):
+                            summary.input_tokens = int(usage["input_tokens"])
+                    elif kind == "message_stop":
+                        finished = True
+                    elif kind == "error":
+                        raise _stream_error(event)
+                except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                    raise unusable_response(NAME) from exc
         except (anthropic.APIError, httpx2.HTTPError) as exc:
             raise translate_error(exc) from exc
         finally:
-            await events.close()
+            await response.aclose()
         if not finished:
             raise UpstreamConnectionFailed(f"{NAME} ended the stream early", provider=NAME)
         yield summary

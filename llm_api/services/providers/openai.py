@@ -1,4 +1,9 @@
-"""Adapter for OpenAI's Chat Completions API through the official `openai` SDK."""
+"""Adapter for OpenAI's Chat Completions API through the official `openai` SDK's client.
+
+The SDK client sends the request (bearer auth, base URL, timeouts, status errors) and hands back the raw
+HTTP response; the body and each streamed chunk are read with orjson. `chat.completions.create`'s typed
+transform of its ~50 parameters and its Pydantic model per chunk were most of a worker's CPU (bench).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,15 @@ from typing import Any
 import httpx2
 import openai
 from openai._types import RequestOptions
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from llm_api.errors import UpstreamConnectionFailed, UpstreamError
-from llm_api.services.providers._common import SdkErrors, translate_sdk_error
+from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_error_for_status
+from llm_api.services.providers._common import (
+    SdkErrors,
+    parse_json_object,
+    translate_sdk_error,
+    unusable_response,
+)
+from llm_api.services.providers._sse import iter_events
 from llm_api.services.providers.base import (
     Completion,
     ProviderRequest,
@@ -23,16 +33,40 @@ from llm_api.services.providers.base import (
 
 NAME = "openai"
 CHAT_COMPLETIONS = "/chat/completions"
-# What `chat.completions.create` passes to the SDK client's `post`, called directly here: our body is already
-# wire JSON, and `create`'s typed transform of its ~50 parameters took ~18 % of a worker's CPU (bench).
+# What `chat.completions.create` passes to the SDK client's `post`.
 REQUEST_OPTIONS: RequestOptions = {"security": {"bearer_auth": True}}
+DONE = b"[DONE]"
 
-
-SDK_ERRORS = SdkErrors(openai.APIError, openai.APIConnectionError, openai.APIStatusError)
+SDK_ERRORS = SdkErrors(openai.APIConnectionError, openai.APIStatusError)
 
 
 def translate_error(exc: BaseException) -> UpstreamError:
     return translate_sdk_error(exc, provider=NAME, sdk=SDK_ERRORS)
+
+
+def _body(request: ProviderRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        request.max_tokens_param: request.max_tokens,
+    }
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    return body
+
+
+def _completion(response: dict[str, Any]) -> Completion:
+    choices = response.get("choices") or ()
+    choice = choices[0] if choices else {}
+    usage = response.get("usage") or {}
+    return Completion(
+        id=str(response.get("id", "")),
+        content=(choice.get("message") or {}).get("content") or "",
+        model=str(response.get("model", "")),
+        input_tokens=int(usage.get("prompt_tokens") or 0),
+        output_tokens=int(usage.get("completion_tokens") or 0),
+        stop_reason=normalise_stop_reason(choice.get("finish_reason")),
+    )
 
 
 class OpenAIProvider:
@@ -43,64 +77,54 @@ class OpenAIProvider:
     def __init__(self, client: openai.AsyncOpenAI) -> None:
         self._client = client
 
-    @staticmethod
-    def _body(request: ProviderRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            request.max_tokens_param: request.max_tokens,
-        }
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        return body
+    async def _post(self, body: dict[str, Any], *, stream: bool) -> httpx2.Response:
+        try:
+            return await self._client.post(
+                CHAT_COMPLETIONS, body=body, cast_to=httpx2.Response, options=REQUEST_OPTIONS, stream=stream
+            )
+        except (openai.APIError, httpx2.HTTPError) as exc:
+            raise translate_error(exc) from exc
 
     async def complete(self, request: ProviderRequest) -> Completion:
+        response = await self._post(_body(request), stream=False)
         try:
-            response = await self._client.post(
-                CHAT_COMPLETIONS, body=self._body(request), cast_to=ChatCompletion, options=REQUEST_OPTIONS
-            )
-        except (openai.APIError, httpx2.HTTPError) as exc:
-            raise translate_error(exc) from exc
-        choice = response.choices[0] if response.choices else None
-        usage = response.usage
-        return Completion(
-            id=response.id,
-            content=(choice.message.content or "") if choice else "",
-            model=response.model,
-            input_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
-            stop_reason=normalise_stop_reason(choice.finish_reason if choice else None),
-        )
+            return _completion(parse_json_object(response.content, provider=NAME))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise unusable_response(NAME) from exc
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
-        try:
-            chunks = await self._client.post(
-                CHAT_COMPLETIONS,
-                body={**self._body(request), "stream": True, "stream_options": {"include_usage": True}},
-                cast_to=ChatCompletion,
-                options=REQUEST_OPTIONS,
-                stream=True,
-                stream_cls=openai.AsyncStream[ChatCompletionChunk],
-            )
-        except (openai.APIError, httpx2.HTTPError) as exc:
-            raise translate_error(exc) from exc
+        body = {**_body(request), "stream": True, "stream_options": {"include_usage": True}}
+        response = await self._post(body, stream=True)
         summary = StreamSummary()
         try:
-            async for chunk in chunks:
-                summary.id = summary.id or chunk.id
-                summary.model = summary.model or chunk.model
-                for choice in chunk.choices:
-                    if choice.delta.content:
-                        yield TextDelta(choice.delta.content)
-                    if choice.finish_reason:
-                        summary.stop_reason = normalise_stop_reason(choice.finish_reason)
-                if chunk.usage is not None:
-                    summary.input_tokens = chunk.usage.prompt_tokens
-                    summary.output_tokens = chunk.usage.completion_tokens
+            async for raw in iter_events(response.aiter_bytes()):
+                if raw.data.startswith(DONE):
+                    break
+                if not raw.data:
+                    continue
+                chunk = parse_json_object(raw.data, provider=NAME)
+                if chunk.get("error"):
+                    # An error object inside a 200 stream: a transient server error (retried before a delta).
+                    raise upstream_error_for_status(500, provider=NAME, error_kind="stream_error")
+                try:
+                    summary.id = summary.id or str(chunk.get("id", ""))
+                    summary.model = summary.model or str(chunk.get("model", ""))
+                    for choice in chunk.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            yield TextDelta(text)
+                        if choice.get("finish_reason"):
+                            summary.stop_reason = normalise_stop_reason(choice["finish_reason"])
+                    usage = chunk.get("usage")
+                    if usage:
+                        summary.input_tokens = int(usage.get("prompt_tokens") or 0)
+                        summary.output_tokens = int(usage.get("completion_tokens") or 0)
+                except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                    raise unusable_response(NAME) from exc
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise translate_error(exc) from exc
         finally:
-            await chunks.close()
+            await response.aclose()
         if summary.stop_reason is None:
             raise UpstreamConnectionFailed(f"{NAME} ended the stream early", provider=NAME)
         yield summary

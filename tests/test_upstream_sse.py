@@ -1,0 +1,51 @@
+"""Unit tests for the upstream SSE reader: events split anywhere, any line ending, comments ignored."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from llm_api.services.providers._sse import UpstreamEvent, iter_events
+
+STREAM = (
+    b": keep-alive comment\n\n"
+    b'event: message_start\ndata: {"a":1}\n\n'
+    b"event: ping\ndata: {}\n\n"
+    b"data: first line\ndata:second line\n\n"
+    b"id: 7\nretry: 100\n\n"
+    b"data: [DONE]\n\n"
+)
+EXPECTED = [
+    UpstreamEvent("message_start", b'{"a":1}'),
+    UpstreamEvent("ping", b"{}"),
+    UpstreamEvent("", b"first line\nsecond line"),
+    UpstreamEvent("", b"[DONE]"),
+]
+
+
+async def chunked(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def collect(data: bytes, size: int) -> list[UpstreamEvent]:
+    return [event async for event in iter_events(chunked(data, size))]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1000])
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"])
+async def test_events_survive_any_split_and_line_ending(size: int, ending: bytes) -> None:
+    assert await collect(STREAM.replace(b"\n", ending), size) == EXPECTED
+
+
+async def test_a_last_event_without_its_blank_line_still_counts() -> None:
+    assert await collect(b"data: one\n\ndata: two", 4) == [
+        UpstreamEvent("", b"one"),
+        UpstreamEvent("", b"two"),
+    ]
+
+
+async def test_an_empty_body_has_no_events() -> None:
+    assert await collect(b"", 10) == []
+    assert await collect(b"\n\n\n", 1) == []
