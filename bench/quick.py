@@ -1,0 +1,53 @@
+"""`python -m bench.quick`: a two-minute check of the hot path while optimising (not the report).
+
+One worker with everything on behind the nginx fake upstream: c=1 latency and c=32 throughput with CPU per
+request for both providers, then 100 streams of 50 chunks each. Prints one line per figure.
+"""
+
+from __future__ import annotations
+
+from bench.gateway import Features
+from bench.harness import Plan, Run
+from bench.otlp_sink import OtlpSink
+from bench.procs import ROOT, install_cleanup
+from bench.streams import sse_timing
+from bench.targets import direct_target, gateway_target
+from bench.upstream import MODEL_ANTHROPIC, MODEL_OPENAI, STREAM_CHUNKS, start_nginx
+
+
+def main() -> None:
+    install_cleanup()
+    plan = Plan(smoke=False, use_wrk=True, upstream="nginx", compare=False, latency_s=5.0, throughput_s=5.0)
+    run = Run(plan, ROOT / "bench/.work/quick", print)
+    run.sink = OtlpSink().start()
+    upstream = start_nginx(run.workdir / "upstream")
+    server = run.gateway("gateway-quick-1w", upstream, features=Features.all_on())
+    streaming = run.gateway("gateway-quick-sse-1w", upstream, stream=True, features=Features.all_on())
+    try:
+        direct = run.load(direct_target(upstream.json_url, provider="anthropic"), 1)
+        for model in (MODEL_ANTHROPIC, MODEL_OPENAI):
+            target = gateway_target(server, model=model)
+            c1 = run.load(target, 1, server=server)
+            c32 = run.load(target, 32, server=server)
+            added = float(c1["latency_ms"]["50"]) - float(direct["latency_ms"]["50"])  # type: ignore[index]
+            print(
+                f"{model}: added p50 {added:.2f} ms, c=32 {c32['rps']} req/s, "
+                f"CPU {c1.get('server_cpu_ms_per_request')} / {c32.get('server_cpu_ms_per_request')} ms/req"
+            )
+            sse = sse_timing(
+                gateway_target(streaming, model=model, stream=True),
+                count=100,
+                expect=b'data: {"delta"',
+                expect_count=STREAM_CHUNKS,
+            )
+            print(f"{model} stream: TTFB {sse['ttfb_ms']} total {sse['total_ms']} errors {sse['errors']}")
+        print("RSS MiB:", [round(kib / 1024, 1) for kib in server.worker_rss_kib()])
+    finally:
+        run.release(server)
+        run.release(streaming)
+        upstream.stop()
+        run.sink.stop()
+
+
+if __name__ == "__main__":
+    main()
