@@ -8,12 +8,14 @@ without a word and the lifespan shutdown (closing clients, flushing spans) never
 
 This worker gives uvicorn a graceful period a few seconds shorter than gunicorn's, so uvicorn cancels
 what is left by itself and the lifespan shutdown still runs before the master's SIGKILL. It also pins
-uvloop and httptools (start-up fails if either is missing instead of silently falling back).
+uvloop and httptools (start-up fails if either is missing instead of silently falling back), and freezes
+the objects the imports created before serving (`gc.freeze()`), so full collections skip them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any, ClassVar
 
@@ -40,6 +42,10 @@ class GatewayWorker(UvicornWorker):  # type: ignore[misc]  # untyped base class
         self.config.timeout_graceful_shutdown = graceful_period_s(self.cfg.graceful_timeout)
 
     async def _serve(self) -> None:
+        # The app is imported by now: hundreds of thousands of long-lived objects (mostly the SDKs' types).
+        # Frozen, the cyclic GC stops walking them on every full collection (~100 ms each before, measured).
+        gc.collect()
+        gc.freeze()
         loop = asyncio.get_running_loop()
         log.info(
             "worker serving",
