@@ -46,7 +46,7 @@ OTEL_PACKAGES = frozenset(
 )  # fmt: skip
 # Inclusive shares of the layers worth naming: any frame of the stack whose text starts with the prefix.
 LAYERS = {
-    "provider SDK call (AsyncMessages.create)": "AsyncMessages.create ",
+    "provider SDK client call (AsyncAPIClient.post)": "AsyncAPIClient.post ",
     "httpx2 AsyncClient.send": "AsyncClient.send ",
     "httpcore2 connection pool": "AsyncConnectionPool.handle_async_request ",
     "SDK request building (_build_request)": "BaseClient._build_request ",
