@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from llm_api.services.providers._sse import UpstreamEvent, iter_events
+from llm_api.errors import UpstreamUnavailable
+from llm_api.services.providers._sse import UpstreamEvent, iter_event_batches, text_deltas
+from llm_api.services.providers.base import TextDeltas
 
 STREAM = (
     b": keep-alive comment\n\n"
@@ -30,7 +32,7 @@ async def chunked(data: bytes, size: int) -> AsyncIterator[bytes]:
 
 
 async def collect(data: bytes, size: int) -> list[UpstreamEvent]:
-    return [event async for event in iter_events(chunked(data, size))]
+    return [event async for batch in iter_event_batches(chunked(data, size)) for event in batch]
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 1000])
@@ -49,3 +51,30 @@ async def test_a_last_event_without_its_blank_line_still_counts() -> None:
 async def test_an_empty_body_has_no_events() -> None:
     assert await collect(b"", 10) == []
     assert await collect(b"\n\n\n", 1) == []
+
+
+async def test_events_completed_by_one_chunk_come_as_one_batch() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"data: a\n\ndata: b\n\ndata: c"  # two complete events and half of a third
+        yield b"\n\n"
+
+    batches = [batch async for batch in iter_event_batches(chunks())]
+    assert batches == [[UpstreamEvent("", b"a"), UpstreamEvent("", b"b")], [UpstreamEvent("", b"c")]]
+
+
+def texts_or_error(event: UpstreamEvent) -> list[str]:
+    if event.data == b"boom":
+        raise UpstreamUnavailable("stream failed", provider="test")
+    return [event.data.decode()]
+
+
+async def test_first_delta_alone_then_one_batch_per_chunk_and_errors_after_what_preceded() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"data: a\n\ndata: b\n\ndata: c\n\n"
+        yield b"data: d\n\ndata: boom\n\ndata: never\n\n"
+
+    seen: list[TextDeltas] = []
+    with pytest.raises(UpstreamUnavailable):
+        async for deltas in text_deltas(chunks(), texts_or_error):
+            seen.append(deltas)
+    assert seen == [TextDeltas(("a",)), TextDeltas(("b", "c")), TextDeltas(("d",))]

@@ -18,7 +18,7 @@ from llm_api.routers.sse import SSEResponse
 from llm_api.schemas import ChatRequest, ChatResponse, ErrorResponse
 from llm_api.security.auth import ClientKeyDep
 from llm_api.services.llm import ChatService, PreparedCall
-from llm_api.services.providers.base import TextDelta
+from llm_api.services.providers.base import TextDeltas
 
 router = APIRouter()
 
@@ -47,11 +47,12 @@ def stream_error_event(exc: GatewayError) -> bytes:
 
 
 async def sse_events(service: ChatService, call: PreparedCall) -> AsyncGenerator[bytes, None]:
-    """Encode each delta as one `data:` event and finish with exactly one `[DONE]`."""
+    """Encode each delta as one `data:` event (those that arrived together in one chunk) and finish with
+    exactly one `[DONE]`."""
     async with aclosing(service.stream(call)) as items:
         async for item in items:
-            if isinstance(item, TextDelta):
-                yield b"data: " + orjson.dumps({"delta": item.text}) + b"\n\n"
+            if isinstance(item, TextDeltas):
+                yield b"".join([b"data: " + orjson.dumps({"delta": text}) + b"\n\n" for text in item.texts])
     yield DONE
 
 

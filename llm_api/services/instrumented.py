@@ -20,7 +20,7 @@ from opentelemetry.util.types import AttributeValue
 
 from llm_api.services.capabilities import CapabilityTable
 from llm_api.services.llm import ChatService, PreparedCall
-from llm_api.services.providers.base import Completion, StreamItem, StreamSummary, TextDelta
+from llm_api.services.providers.base import Completion, StreamItem, StreamSummary, TextDeltas
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryPolicy
 from llm_api.utils.context import request_context
@@ -108,7 +108,7 @@ class InstrumentedChatService(ChatService):
                             item = await anext(items)
                         except StopAsyncIteration:
                             break
-                if isinstance(item, TextDelta) and not first_chunk:
+                if isinstance(item, TextDeltas) and not first_chunk:
                     first_chunk = True
                     ttft_s = time.perf_counter() - started
                     span.set_attribute("gen_ai.response.time_to_first_chunk", ttft_s)

@@ -16,7 +16,7 @@ from llm_api.services.providers.base import (
     ProviderRequest,
     StreamItem,
     StreamSummary,
-    TextDelta,
+    TextDeltas,
 )
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryObserver, RetryPolicy
@@ -120,7 +120,7 @@ class ChatService:
         try:
             item: StreamItem = first
             while True:
-                if isinstance(item, TextDelta):
+                if isinstance(item, TextDeltas):
                     if context is not None and context.ttft_ms is None:
                         context.ttft_ms = (time.perf_counter() - started) * 1000
                     yield item

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
+
+from llm_api.errors import UpstreamError
+from llm_api.services.providers.base import TextDeltas
 
 _LINE_ENDS = (b"\r\n", b"\r")
 
@@ -37,8 +41,9 @@ def _normalise(buffer: bytes) -> bytes:
     return buffer
 
 
-async def iter_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[UpstreamEvent]:
-    """Events from a byte stream split anywhere; a final event without its blank line still counts."""
+async def iter_event_batches(chunks: AsyncIterator[bytes]) -> AsyncGenerator[list[UpstreamEvent], None]:
+    """The events completed by each chunk of a byte stream split anywhere (a final event without its
+    blank line still counts); chunks that complete none yield nothing."""
     buffer = b""
     ended = False
     iterator = aiter(chunks)
@@ -53,9 +58,42 @@ async def iter_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[UpstreamEve
                 continue  # maybe half of a \r\n: wait for the next chunk
             buffer = _normalise(buffer)
         start = 0
+        batch: list[UpstreamEvent] = []
         while (end := buffer.find(b"\n\n", start)) != -1:
             event = _parse_block(buffer[start:end])
             start = end + 2
             if event is not None:
-                yield event
+                batch.append(event)
         buffer = buffer[start:]
+        if batch:
+            yield batch
+
+
+async def text_deltas(
+    chunks: AsyncIterator[bytes], texts_of: Callable[[UpstreamEvent], Iterable[str]]
+) -> AsyncGenerator[TextDeltas, None]:
+    """The texts `texts_of` finds in each event, one `TextDeltas` per upstream chunk.
+
+    The stream's first delta goes out on its own at once (time to first token); after it, deltas that
+    arrived together go together. An `UpstreamError` from `texts_of` (an error event) is raised after the
+    deltas that preceded it have been yielded.
+    """
+    relayed = False
+    async with aclosing(iter_event_batches(chunks)) as batches:
+        async for batch in batches:
+            texts: list[str] = []
+            failure: UpstreamError | None = None
+            for event in batch:
+                try:
+                    texts.extend(texts_of(event))
+                except UpstreamError as exc:
+                    failure = exc
+                    break
+                if texts and not relayed:
+                    yield TextDeltas(tuple(texts))
+                    texts.clear()
+                    relayed = True
+            if texts:
+                yield TextDeltas(tuple(texts))
+            if failure is not None:
+                raise failure

@@ -8,6 +8,7 @@ more CPU than the rest of the gateway's hot path (bench/results/profile.collapse
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import anthropic
@@ -20,13 +21,12 @@ from llm_api.services.providers._common import (
     translate_sdk_error,
     unusable_response,
 )
-from llm_api.services.providers._sse import iter_events
+from llm_api.services.providers._sse import UpstreamEvent, text_deltas
 from llm_api.services.providers.base import (
     Completion,
     ProviderRequest,
     StreamItem,
     StreamSummary,
-    TextDelta,
     normalise_stop_reason,
 )
 
@@ -68,6 +68,28 @@ def _completion(message: dict[str, Any]) -> Completion:
     )
 
 
+def _apply_event(kind: str, event: dict[str, Any], summary: StreamSummary) -> str | None:
+    """Fold one stream event into `summary`; the text of a text delta, if it is one."""
+    try:
+        if kind == "content_block_delta":
+            delta = event["delta"]
+            return str(delta["text"]) if delta.get("type") == "text_delta" else None
+        if kind == "message_start":
+            message = event["message"]
+            summary.id = str(message.get("id", ""))
+            summary.model = str(message.get("model", ""))
+            summary.input_tokens = int((message.get("usage") or {}).get("input_tokens") or 0)
+        elif kind == "message_delta":
+            usage = event.get("usage") or {}
+            summary.stop_reason = normalise_stop_reason(event["delta"].get("stop_reason"))
+            summary.output_tokens = int(usage.get("output_tokens") or 0)
+            if usage.get("input_tokens"):
+                summary.input_tokens = int(usage["input_tokens"])
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise unusable_response(NAME) from exc
+    return None
+
+
 def _stream_error(event: dict[str, Any]) -> UpstreamError:
     """An `error` event inside a 200 stream, e.g. overloaded_error (retryable before the first delta)."""
     error = event.get("error")
@@ -100,34 +122,23 @@ class AnthropicProvider:
         response = await self._post({**_body(request), "stream": True}, stream=True)
         summary = StreamSummary()
         finished = False
+
+        def texts_of(raw: UpstreamEvent) -> tuple[str, ...]:
+            nonlocal finished
+            if raw.name == "ping" or not raw.data:
+                return ()
+            event = parse_json_object(raw.data, provider=NAME)
+            kind = event.get("type") or raw.name
+            if kind == "error":
+                raise _stream_error(event)
+            finished = finished or kind == "message_stop"
+            text = _apply_event(kind, event, summary)
+            return (text,) if text else ()
+
         try:
-            async for raw in iter_events(response.aiter_bytes()):
-                if raw.name == "ping" or not raw.data:
-                    continue
-                event = parse_json_object(raw.data, provider=NAME)
-                kind = event.get("type") or raw.name
-                try:
-                    if kind == "content_block_delta":
-                        delta = event["delta"]
-                        if delta.get("type") == "text_delta" and delta["text"]:
-                            yield TextDelta(delta["text"])
-                    elif kind == "message_start":
-                        message = event["message"]
-                        summary.id = str(message.get("id", ""))
-                        summary.model = str(message.get("model", ""))
-                        summary.input_tokens = int((message.get("usage") or {}).get("input_tokens") or 0)
-                    elif kind == "message_delta":
-                        usage = event.get("usage") or {}
-                        summary.stop_reason = normalise_stop_reason(event["delta"].get("stop_reason"))
-                        summary.output_tokens = int(usage.get("output_tokens") or 0)
-                        if usage.get("input_tokens"):
-                            summary.input_tokens = int(usage["input_tokens"])
-                    elif kind == "message_stop":
-                        finished = True
-                    elif kind == "error":
-                        raise _stream_error(event)
-                except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                    raise unusable_response(NAME) from exc
+            async with aclosing(text_deltas(response.aiter_bytes(), texts_of)) as deltas:
+                async for item in deltas:
+                    yield item
         except (anthropic.APIError, httpx2.HTTPError) as exc:
             raise translate_error(exc) from exc
         finally:

@@ -37,8 +37,14 @@ class Completion:
 
 
 @dataclass(frozen=True, slots=True)
-class TextDelta:
-    text: str
+class TextDeltas:
+    """Text deltas that arrived in one upstream read, in order.
+
+    The relay sends each as its own SSE event, all in one socket write: nothing waits for a later delta,
+    but deltas that came together do not cost one write each.
+    """
+
+    texts: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -52,7 +58,7 @@ class StreamSummary:
     stop_reason: str | None = None
 
 
-StreamItem = TextDelta | StreamSummary
+StreamItem = TextDeltas | StreamSummary
 
 
 class Provider(Protocol):

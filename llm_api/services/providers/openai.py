@@ -8,6 +8,7 @@ transform of its ~50 parameters and its Pydantic model per chunk were most of a 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import httpx2
@@ -21,13 +22,12 @@ from llm_api.services.providers._common import (
     translate_sdk_error,
     unusable_response,
 )
-from llm_api.services.providers._sse import iter_events
+from llm_api.services.providers._sse import UpstreamEvent, text_deltas
 from llm_api.services.providers.base import (
     Completion,
     ProviderRequest,
     StreamItem,
     StreamSummary,
-    TextDelta,
     normalise_stop_reason,
 )
 
@@ -69,6 +69,27 @@ def _completion(response: dict[str, Any]) -> Completion:
     )
 
 
+def _apply_chunk(chunk: dict[str, Any], summary: StreamSummary) -> list[str]:
+    """Fold one `chat.completion.chunk` into `summary`; the texts of its deltas."""
+    texts: list[str] = []
+    try:
+        summary.id = summary.id or str(chunk.get("id", ""))
+        summary.model = summary.model or str(chunk.get("model", ""))
+        for choice in chunk.get("choices") or ():
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                texts.append(str(text))
+            if choice.get("finish_reason"):
+                summary.stop_reason = normalise_stop_reason(choice["finish_reason"])
+        usage = chunk.get("usage")
+        if usage:
+            summary.input_tokens = int(usage.get("prompt_tokens") or 0)
+            summary.output_tokens = int(usage.get("completion_tokens") or 0)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise unusable_response(NAME) from exc
+    return texts
+
+
 class OpenAIProvider:
     """OpenAI models via `AsyncOpenAI` (its own retries off; the service retries)."""
 
@@ -96,31 +117,20 @@ class OpenAIProvider:
         body = {**_body(request), "stream": True, "stream_options": {"include_usage": True}}
         response = await self._post(body, stream=True)
         summary = StreamSummary()
+
+        def texts_of(raw: UpstreamEvent) -> list[str]:
+            if raw.data.startswith(DONE) or not raw.data:
+                return []
+            chunk = parse_json_object(raw.data, provider=NAME)
+            if chunk.get("error"):
+                # An error object in a 200 stream: a transient server error (retried before a delta).
+                raise upstream_error_for_status(500, provider=NAME, error_kind="stream_error")
+            return _apply_chunk(chunk, summary)
+
         try:
-            async for raw in iter_events(response.aiter_bytes()):
-                if raw.data.startswith(DONE):
-                    break
-                if not raw.data:
-                    continue
-                chunk = parse_json_object(raw.data, provider=NAME)
-                if chunk.get("error"):
-                    # An error object inside a 200 stream: a transient server error (retried before a delta).
-                    raise upstream_error_for_status(500, provider=NAME, error_kind="stream_error")
-                try:
-                    summary.id = summary.id or str(chunk.get("id", ""))
-                    summary.model = summary.model or str(chunk.get("model", ""))
-                    for choice in chunk.get("choices") or ():
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
-                            yield TextDelta(text)
-                        if choice.get("finish_reason"):
-                            summary.stop_reason = normalise_stop_reason(choice["finish_reason"])
-                    usage = chunk.get("usage")
-                    if usage:
-                        summary.input_tokens = int(usage.get("prompt_tokens") or 0)
-                        summary.output_tokens = int(usage.get("completion_tokens") or 0)
-                except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                    raise unusable_response(NAME) from exc
+            async with aclosing(text_deltas(response.aiter_bytes(), texts_of)) as deltas:
+                async for item in deltas:
+                    yield item
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise translate_error(exc) from exc
         finally:
