@@ -175,19 +175,21 @@ class InstrumentedChatService(ChatService):
         stop_reason: str | None = None,
     ) -> None:
         final = dict(attributes)
+        response: dict[str, AttributeValue] = {}  # set in one call: one lock, not one per attribute
         if response_id:
-            span.set_attribute("gen_ai.response.id", response_id)
+            response["gen_ai.response.id"] = response_id
         if response_model:
-            span.set_attribute("gen_ai.response.model", response_model)
+            response["gen_ai.response.model"] = response_model
             final["gen_ai.response.model"] = response_model
         if stop_reason is not None:
-            span.set_attribute("gen_ai.response.finish_reasons", [stop_reason])
+            response["gen_ai.response.finish_reasons"] = [stop_reason]
         if input_tokens is not None and output_tokens is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
-            span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
+            response["gen_ai.usage.input_tokens"] = input_tokens
+            response["gen_ai.usage.output_tokens"] = output_tokens
             self._metrics.record_token_usage(
                 input_tokens=input_tokens, output_tokens=output_tokens, attributes=final
             )
+        span.set_attributes(response)
         self._end(span, started=started, attributes=final)
 
     def _fail(
