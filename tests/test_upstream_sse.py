@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from llm_api.errors import UpstreamUnavailable
-from llm_api.services.providers._sse import UpstreamEvent, iter_event_batches, text_deltas
+from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, iter_event_batches, text_deltas
 from llm_api.services.providers.base import TextDeltas
 
 STREAM = (
@@ -78,3 +79,19 @@ async def test_first_delta_alone_then_one_batch_per_chunk_and_errors_after_what_
         async for deltas in text_deltas(chunks(), texts_or_error):
             seen.append(deltas)
     assert seen == [TextDeltas(("a",)), TextDeltas(("b", "c")), TextDeltas(("d",))]
+
+
+async def test_the_end_marker_ends_the_deltas_even_if_the_server_keeps_the_body_open() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"data: a\n\ndata: [DONE]\n\ndata: after\n\n"
+        await asyncio.Event().wait()  # the server never finishes the body
+        yield b""
+
+    def texts_until_done(event: UpstreamEvent) -> list[str]:
+        if event.data == b"[DONE]":
+            raise EndOfStream
+        return [event.data.decode()]
+
+    async with asyncio.timeout(5):  # without the end marker this would wait forever
+        seen = [deltas async for deltas in text_deltas(chunks(), texts_until_done)]
+    assert seen == [TextDeltas(("a",))]

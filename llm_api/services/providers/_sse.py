@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
+
+import httpx2
 
 from llm_api.errors import UpstreamError
 from llm_api.services.providers.base import TextDeltas
 
 _LINE_ENDS = (b"\r\n", b"\r")
+# How long the rest of a body may take after the provider's end marker before the connection is dropped.
+DRAIN_TIMEOUT_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,20 @@ async def iter_event_batches(chunks: AsyncIterator[bytes]) -> AsyncGenerator[lis
             yield batch
 
 
+async def _drain(batches: AsyncIterator[list[UpstreamEvent]]) -> None:
+    """Read what follows the end marker (normally just the body's end) so the upstream connection goes
+    back to the pool instead of being closed; a server that keeps it open is given up on quickly."""
+    with contextlib.suppress(TimeoutError, httpx2.HTTPError, OSError):
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            async for _ in batches:
+                pass
+
+
+class EndOfStream(Exception):
+    """Raised by a `texts_of` callback at the provider's end marker (OpenAI's [DONE], Anthropic's
+    message_stop): the relay stops reading there, even if the server keeps the connection open."""
+
+
 async def text_deltas(
     chunks: AsyncIterator[bytes], texts_of: Callable[[UpstreamEvent], Iterable[str]]
 ) -> AsyncGenerator[TextDeltas, None]:
@@ -76,18 +96,23 @@ async def text_deltas(
 
     The stream's first delta goes out on its own at once (time to first token); after it, deltas that
     arrived together go together. An `UpstreamError` from `texts_of` (an error event) is raised after the
-    deltas that preceded it have been yielded.
+    deltas that preceded it have been yielded; `EndOfStream` ends the deltas (what follows is drained
+    briefly, not relayed).
     """
     relayed = False
     async with aclosing(iter_event_batches(chunks)) as batches:
         async for batch in batches:
             texts: list[str] = []
             failure: UpstreamError | None = None
+            ended = False
             for event in batch:
                 try:
                     texts.extend(texts_of(event))
                 except UpstreamError as exc:
                     failure = exc
+                    break
+                except EndOfStream:
+                    ended = True
                     break
                 if texts and not relayed:
                     yield TextDeltas(tuple(texts))
@@ -97,3 +122,6 @@ async def text_deltas(
                 yield TextDeltas(tuple(texts))
             if failure is not None:
                 raise failure
+            if ended:
+                await _drain(batches)
+                return

@@ -21,7 +21,7 @@ from llm_api.services.providers._common import (
     translate_sdk_error,
     unusable_response,
 )
-from llm_api.services.providers._sse import UpstreamEvent, text_deltas
+from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, text_deltas
 from llm_api.services.providers.base import (
     Completion,
     ProviderRequest,
@@ -131,7 +131,9 @@ class AnthropicProvider:
             kind = event.get("type") or raw.name
             if kind == "error":
                 raise _stream_error(event)
-            finished = finished or kind == "message_stop"
+            if kind == "message_stop":
+                finished = True
+                raise EndOfStream
             text = _apply_event(kind, event, summary)
             return (text,) if text else ()
 

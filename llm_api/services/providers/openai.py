@@ -22,7 +22,7 @@ from llm_api.services.providers._common import (
     translate_sdk_error,
     unusable_response,
 )
-from llm_api.services.providers._sse import UpstreamEvent, text_deltas
+from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, text_deltas
 from llm_api.services.providers.base import (
     Completion,
     ProviderRequest,
@@ -119,7 +119,9 @@ class OpenAIProvider:
         summary = StreamSummary()
 
         def texts_of(raw: UpstreamEvent) -> list[str]:
-            if raw.data.startswith(DONE) or not raw.data:
+            if raw.data.startswith(DONE):
+                raise EndOfStream
+            if not raw.data:
                 return []
             chunk = parse_json_object(raw.data, provider=NAME)
             if chunk.get("error"):
