@@ -72,16 +72,7 @@ class InstrumentedChatService(ChatService):
         except BaseException as exc:
             self._fail(span, exc, started=started, attributes=metric_attributes)
             raise
-        self._succeed(
-            span,
-            started=started,
-            attributes=metric_attributes,
-            response_id=completion.id,
-            response_model=completion.model,
-            input_tokens=completion.input_tokens,
-            output_tokens=completion.output_tokens,
-            stop_reason=completion.stop_reason,
-        )
+        self._succeed(span, completion, started=started, attributes=metric_attributes)
         return completion
 
     async def stream(self, call: PreparedCall) -> AsyncGenerator[StreamItem, None]:
@@ -122,19 +113,7 @@ class InstrumentedChatService(ChatService):
             self._fail(span, exc, started=started, attributes=metric_attributes)
             raise
         await items.aclose()
-        if summary is None:
-            self._succeed(span, started=started, attributes=metric_attributes)
-        else:
-            self._succeed(
-                span,
-                started=started,
-                attributes=metric_attributes,
-                response_id=summary.id,
-                response_model=summary.model,
-                input_tokens=summary.input_tokens,
-                output_tokens=summary.output_tokens,
-                stop_reason=summary.stop_reason,
-            )
+        self._succeed(span, summary, started=started, attributes=metric_attributes)
 
     def _start(self, call: PreparedCall, *, stream: bool) -> tuple[Span, dict[str, AttributeValue]]:
         request = call.request
@@ -165,31 +144,28 @@ class InstrumentedChatService(ChatService):
     def _succeed(
         self,
         span: Span,
+        outcome: Completion | StreamSummary | None,
         *,
         started: float,
         attributes: dict[str, AttributeValue],
-        response_id: str = "",
-        response_model: str = "",
-        input_tokens: int | None = None,
-        output_tokens: int | None = None,
-        stop_reason: str | None = None,
     ) -> None:
+        """End the span with the response's ids, finish reason and usage (a stream may end without them)."""
         final = dict(attributes)
-        response: dict[str, AttributeValue] = {}  # set in one call: one lock, not one per attribute
-        if response_id:
-            response["gen_ai.response.id"] = response_id
-        if response_model:
-            response["gen_ai.response.model"] = response_model
-            final["gen_ai.response.model"] = response_model
-        if stop_reason is not None:
-            response["gen_ai.response.finish_reasons"] = [stop_reason]
-        if input_tokens is not None and output_tokens is not None:
-            response["gen_ai.usage.input_tokens"] = input_tokens
-            response["gen_ai.usage.output_tokens"] = output_tokens
+        if outcome is not None:
+            response: dict[str, AttributeValue] = {}  # set in one call: one lock, not one per attribute
+            if outcome.id:
+                response["gen_ai.response.id"] = outcome.id
+            if outcome.model:
+                response["gen_ai.response.model"] = outcome.model
+                final["gen_ai.response.model"] = outcome.model
+            if outcome.stop_reason is not None:
+                response["gen_ai.response.finish_reasons"] = [outcome.stop_reason]
+            response["gen_ai.usage.input_tokens"] = outcome.input_tokens
+            response["gen_ai.usage.output_tokens"] = outcome.output_tokens
             self._metrics.record_token_usage(
-                input_tokens=input_tokens, output_tokens=output_tokens, attributes=final
+                input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens, attributes=final
             )
-        span.set_attributes(response)
+            span.set_attributes(response)
         self._end(span, started=started, attributes=final)
 
     def _fail(

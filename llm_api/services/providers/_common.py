@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from llm_api.errors import (
     UpstreamTimeout,
     upstream_error_for_status,
 )
+from llm_api.services.providers.base import Completion
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -90,6 +91,16 @@ def translate_sdk_error(exc: BaseException, *, provider: str, sdk: SdkErrors) ->
 def unusable_response(provider: str) -> UpstreamError:
     """An answer that parsed as HTTP but not as the provider's documented shape."""
     return UpstreamError(f"{provider} returned a response the gateway could not use", provider=provider)
+
+
+def parse_completion(
+    response: httpx2.Response, build: Callable[[dict[str, Any]], Completion], *, provider: str
+) -> Completion:
+    """A non-streamed answer: `build` reads the provider's JSON; any other shape is an unusable response."""
+    try:
+        return build(parse_json_object(response.content, provider=provider))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise unusable_response(provider) from exc
 
 
 def parse_json_object(data: bytes, *, provider: str) -> dict[str, Any]:

@@ -125,3 +125,21 @@ async def text_deltas(
             if ended:
                 await _drain(batches)
                 return
+
+
+async def relay_text_deltas(
+    response: httpx2.Response,
+    texts_of: Callable[[UpstreamEvent], Iterable[str]],
+    translate: Callable[[BaseException], UpstreamError],
+) -> AsyncGenerator[TextDeltas, None]:
+    """`text_deltas` over a streamed upstream response: transport errors translated, the response closed.
+
+    Reading a raw body raises only httpx2 errors (the SDKs' aiohttp bridge maps aiohttp's to them)."""
+    try:
+        async with aclosing(text_deltas(response.aiter_bytes(), texts_of)) as deltas:
+            async for item in deltas:
+                yield item
+    except httpx2.HTTPError as exc:
+        raise translate(exc) from exc
+    finally:
+        await response.aclose()

@@ -17,11 +17,12 @@ import httpx2
 from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_error_for_status
 from llm_api.services.providers._common import (
     SdkErrors,
+    parse_completion,
     parse_json_object,
     translate_sdk_error,
     unusable_response,
 )
-from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, text_deltas
+from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, relay_text_deltas
 from llm_api.services.providers.base import (
     Completion,
     ProviderRequest,
@@ -113,10 +114,7 @@ class AnthropicProvider:
 
     async def complete(self, request: ProviderRequest) -> Completion:
         response = await self._post(_body(request), stream=False)
-        try:
-            return _completion(parse_json_object(response.content, provider=NAME))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise unusable_response(NAME) from exc
+        return parse_completion(response, _completion, provider=NAME)
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
         response = await self._post({**_body(request), "stream": True}, stream=True)
@@ -137,14 +135,9 @@ class AnthropicProvider:
             text = _apply_event(kind, event, summary)
             return (text,) if text else ()
 
-        try:
-            async with aclosing(text_deltas(response.aiter_bytes(), texts_of)) as deltas:
-                async for item in deltas:
-                    yield item
-        except (anthropic.APIError, httpx2.HTTPError) as exc:
-            raise translate_error(exc) from exc
-        finally:
-            await response.aclose()
+        async with aclosing(relay_text_deltas(response, texts_of, translate_error)) as deltas:
+            async for item in deltas:
+                yield item
         if not finished:
             raise UpstreamConnectionFailed(f"{NAME} ended the stream early", provider=NAME)
         yield summary
