@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
 
 import httpx2
@@ -78,7 +77,7 @@ async def iter_event_batches(chunks: AsyncIterator[bytes]) -> AsyncGenerator[lis
 async def _drain(batches: AsyncIterator[list[UpstreamEvent]]) -> None:
     """Read what follows the end marker (normally just the body's end) so the upstream connection goes
     back to the pool instead of being closed; a server that keeps it open is given up on quickly."""
-    with contextlib.suppress(TimeoutError, httpx2.HTTPError, OSError):
+    with suppress(TimeoutError, httpx2.HTTPError, OSError):
         async with asyncio.timeout(DRAIN_TIMEOUT_S):
             async for _ in batches:
                 pass
