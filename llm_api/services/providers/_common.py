@@ -20,6 +20,9 @@ from llm_api.errors import (
 )
 from llm_api.services.providers.base import Completion
 
+# What reading a JSON value of an unexpected shape raises (a missing key, a list for a dict, "x" for an int).
+WRONG_SHAPE = (AttributeError, KeyError, TypeError, ValueError)
+
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     """Seconds the upstream asked us to wait: `retry-after-ms`, else `retry-after` (seconds or a date)."""
@@ -99,7 +102,7 @@ def parse_completion(
     """A non-streamed answer: `build` reads the provider's JSON; any other shape is an unusable response."""
     try:
         return build(parse_json_object(response.content, provider=provider))
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+    except WRONG_SHAPE as exc:
         raise unusable_response(provider) from exc
 
 

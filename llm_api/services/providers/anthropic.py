@@ -16,6 +16,7 @@ import httpx2
 
 from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_error_for_status
 from llm_api.services.providers._common import (
+    WRONG_SHAPE,
     SdkErrors,
     parse_completion,
     parse_json_object,
@@ -86,7 +87,7 @@ def _apply_event(kind: str, event: dict[str, Any], summary: StreamSummary) -> st
             summary.output_tokens = int(usage.get("output_tokens") or 0)
             if usage.get("input_tokens"):
                 summary.input_tokens = int(usage["input_tokens"])
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+    except WRONG_SHAPE as exc:
         raise unusable_response(NAME) from exc
     return None
 

@@ -17,6 +17,7 @@ from openai._types import RequestOptions
 
 from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_error_for_status
 from llm_api.services.providers._common import (
+    WRONG_SHAPE,
     SdkErrors,
     parse_completion,
     parse_json_object,
@@ -86,7 +87,7 @@ def _apply_chunk(chunk: dict[str, Any], summary: StreamSummary) -> list[str]:
         if usage:
             summary.input_tokens = int(usage.get("prompt_tokens") or 0)
             summary.output_tokens = int(usage.get("completion_tokens") or 0)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+    except WRONG_SHAPE as exc:
         raise unusable_response(NAME) from exc
     return texts
 
