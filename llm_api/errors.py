@@ -6,6 +6,10 @@
     │   ├── UnsupportedParameter        400 unsupported_parameter
     │   ├── PayloadTooLarge             413 payload_too_large
     │   ├── AuthenticationFailed        401 authentication_failed
+    │   ├── BudgetExceeded              402 budget_exceeded (SDKs do not retry a 402)
+    │   ├── PermissionDenied            403 permission_denied
+    │   │   └── ModelNotAllowed         403 model_not_allowed (the key may not use that model)
+    │   ├── NotFound                    404 not_found
     │   └── RateLimited                 429 rate_limited
     ├── ServiceUnavailable              503: the gateway itself cannot serve now
     │   ├── ProviderNotConfigured       503 provider_not_configured
@@ -72,6 +76,25 @@ class AuthenticationFailed(RequestRejected):
 
     def __init__(self, message: str = "missing or invalid API key") -> None:
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class BudgetExceeded(RequestRejected):
+    status_code = 402
+    error_type = "budget_exceeded"
+
+
+class PermissionDenied(RequestRejected):
+    status_code = 403
+    error_type = "permission_denied"
+
+
+class ModelNotAllowed(PermissionDenied):
+    error_type = "model_not_allowed"
+
+
+class NotFound(RequestRejected):
+    status_code = 404
+    error_type = "not_found"
 
 
 class RateLimited(RequestRejected):
