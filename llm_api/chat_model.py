@@ -231,7 +231,9 @@ class MessageDelta:
     stop_sequence: str | None = None
 
 
-StreamEvent = MessageStart | BlockStart | TextDelta | ToolArgumentsDelta | ThinkingDelta | BlockStop | MessageDelta
+StreamEvent = (
+    MessageStart | BlockStart | TextDelta | ToolArgumentsDelta | ThinkingDelta | BlockStop | MessageDelta
+)
 
 
 @dataclass(frozen=True, slots=True)
