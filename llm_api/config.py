@@ -46,9 +46,10 @@ class Settings(BaseSettings):
     # Request shape.
     default_model: str = "claude-opus-4-5"
     max_messages: int = Field(default=100, ge=1)
-    # 100 messages of 32,000 characters are ~3.3 MB of JSON in ASCII (6.5 MB in a two-byte script sent
-    # as raw UTF-8). Clients that \u-escape non-Latin text can need more: raise it (and nginx's limit).
-    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # 32 MiB: Anthropic's own request limit for Messages; base64 images (up to ~5 MB each on Anthropic,
+    # 20 MB on OpenAI) make vendor-format bodies far larger than /v1/chat's text. nginx's
+    # client_max_body_size (deploy/nginx.conf) must match it.
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     drop_unsupported_params: bool = True
     model_capabilities: str | None = Field(
         default=None,
@@ -64,6 +65,20 @@ class Settings(BaseSettings):
     llm_retry_wait_min_s: float = Field(default=1.0, ge=0)
     llm_retry_wait_max_s: float = Field(default=16.0, ge=0)
     stream_ping_interval_s: float = Field(default=15.0, gt=0)
+
+    # Compatible endpoints (issue 9): the models GET /v1/models lists (those of configured providers).
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "claude-opus-4-5",
+            "claude-sonnet-4-5",
+            "claude-haiku-4-5",
+            "gpt-4o",
+            "gpt-4o-mini",
+            "o3",
+            "o4-mini",
+            "gpt-5",
+        ]
+    )
 
     # Rate limits.
     redis_url: str | None = None
@@ -99,7 +114,7 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "api_keys", "api_key_hashes", "rate_limit_overrides", "forwarded_allow_ips", mode="before"
+        "api_keys", "api_key_hashes", "rate_limit_overrides", "forwarded_allow_ips", "models", mode="before"
     )
     @classmethod
     def _csv(cls, value: object) -> object:

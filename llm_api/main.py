@@ -13,11 +13,13 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from llm_api.config import Settings
 from llm_api.error_handlers import install_error_handlers
 from llm_api.middleware import RequestContextMiddleware
-from llm_api.routers import chat, health
+from llm_api.routers import chat, chat_completions, health, messages, models
+from llm_api.routers.openapi import install_openapi
 from llm_api.security.keys import KeyStore
 from llm_api.security.ratelimit import RateLimiter
 from llm_api.services.capabilities import CapabilityTable
 from llm_api.services.instrumented import InstrumentedChatService
+from llm_api.services.models import ModelCatalog
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryPolicy
 from llm_api.utils.logging import configure_logging
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.key_store = KeyStore(keys=settings.api_keys, digests_hex=settings.api_key_hashes)
         app.state.providers = providers
+        app.state.model_catalog = ModelCatalog(settings.models, configured_providers=providers.configured)
         app.state.rate_limiter = rate_limiter
         app.state.chat_service = InstrumentedChatService(
             tracer=telemetry.tracer,
@@ -75,8 +78,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(chat.router)
+    app.include_router(chat_completions.router)
+    app.include_router(messages.router)
+    app.include_router(models.router)
     app.include_router(health.router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_openapi(app)
     return app
 
 

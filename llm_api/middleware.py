@@ -12,7 +12,7 @@ import orjson
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llm_api.error_handlers import error_payload
+from llm_api.error_handlers import ANTHROPIC, render_error, wire_format_for
 from llm_api.errors import PayloadTooLarge
 from llm_api.utils.context import RequestContext, current_request
 
@@ -62,11 +62,15 @@ class RequestContextMiddleware:
             if caller_id is not None and _REQUEST_ID.match(caller_id)
             else uuid.uuid4().hex
         )
-        context = RequestContext(request_id=request_id, started=time.perf_counter())
+        context = RequestContext(
+            request_id=request_id, started=time.perf_counter(), wire_format=wire_format_for(scope)
+        )
         token = current_request.set(context)
         status = 0
         response_started = False
-        id_header = (b"x-request-id", request_id.encode("ascii"))
+        id_headers = [(b"x-request-id", request_id.encode("ascii"))]
+        if context.wire_format == ANTHROPIC:
+            id_headers.append((b"request-id", request_id.encode("ascii")))  # the anthropic SDK reads it
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
@@ -75,12 +79,15 @@ class RequestContextMiddleware:
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", ()),
-                    id_header,
+                    *id_headers,
                     *_context_headers(context, message.get("headers", ())),
                 ]
             await send(message)
 
-        async def reply(status_code: int, payload: dict[str, object]) -> None:
+        async def reply(status_code: int, error_type: str, message: str) -> None:
+            status_code, payload = render_error(
+                status_code, error_type, message, wire_format=context.wire_format
+            )
             await send_with_id(
                 {
                     "type": "http.response.start",
@@ -94,7 +101,7 @@ class RequestContextMiddleware:
             declared = _header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 context.error_type = PayloadTooLarge.error_type
-                await reply(413, error_payload(PayloadTooLarge.error_type, self._too_large()))
+                await reply(413, PayloadTooLarge.error_type, self._too_large())
                 return
             await self.app(scope, self._limited(receive), send_with_id)
         except ClientDisconnect:
@@ -105,10 +112,7 @@ class RequestContextMiddleware:
             error_log.error("unhandled error", extra={"exception_type": type(exc).__name__})
             if not response_started:
                 context.error_type = "internal_error"
-                await reply(
-                    500,
-                    error_payload("internal_error", "the gateway failed to handle this request"),
-                )
+                await reply(500, "internal_error", "the gateway failed to handle this request")
         finally:
             current_request.reset(token)
             if context.error_type == "client_disconnected" and not response_started:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, model_validator
 
 MAX_CONTENT_CHARS = 32_000
 
@@ -23,9 +23,10 @@ class ChatRequest(BaseModel):
 
     messages: list[ChatMessage] = Field(min_length=1)
     model: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@-]+$")
-    max_tokens: int = Field(default=1024, ge=1, le=8192)
-    temperature: float = Field(default=0.7, ge=0.0, le=1.0)
-    stream: bool = False
+    # Strict, as the schema says and the vendors' APIs refuse: "5" is not an integer, 0 not a boolean.
+    max_tokens: StrictInt = Field(default=1024, ge=1, le=8192)
+    temperature: float = Field(default=0.7, ge=0.0, le=1.0, strict=True)
+    stream: StrictBool = False
 
     @model_validator(mode="after")
     def _last_is_user(self) -> ChatRequest:

@@ -40,7 +40,8 @@ def test_configured_rows_come_first() -> None:
     )
     assert table.lookup("my-reasoner-2") == ModelCapabilities(False, "max_completion_tokens")
     assert table.lookup("gpt-5-legacy") == ModelCapabilities(True, "max_tokens")
-    assert table.lookup("gpt-5") == ModelCapabilities(False, "max_completion_tokens")
+    builtin = table.lookup("gpt-5")
+    assert (builtin.temperature, builtin.max_tokens_param) == (False, "max_completion_tokens")
 
 
 def test_invalid_configuration_is_refused() -> None:
@@ -48,6 +49,37 @@ def test_invalid_configuration_is_refused() -> None:
         CapabilityTable('{"x*": {"temperature": "maybe"}}')
     with pytest.raises(ValidationError):
         CapabilityTable('{"x*": {"top_k": false}}')
+    with pytest.raises(ValidationError):
+        CapabilityTable('{"x*": {"max_output_tokens": 0}}')
+
+
+@pytest.mark.parametrize(
+    ("model", "max_output", "reasoning"),
+    [
+        ("gpt-4o-mini", 16_384, False),
+        ("gpt-4o", 16_384, False),
+        ("o3", 100_000, True),
+        ("o4-mini", 100_000, True),
+        ("gpt-5", 128_000, True),
+        ("claude-opus-4-5", 64_000, True),
+        ("claude-sonnet-4-5-20250929", 64_000, True),
+        ("claude-haiku-4-5", 64_000, True),
+        ("some-unknown-model", None, False),
+    ],
+)
+def test_output_limits_and_reasoning(model: str, max_output: int | None, reasoning: bool) -> None:
+    caps = CapabilityTable().lookup(model)
+    assert caps.max_output_tokens == max_output
+    assert caps.reasoning is reasoning
+
+
+def test_refused_parameters() -> None:
+    table = CapabilityTable('{"mine": {"refuses": ["top_k", "seed"], "max_output_tokens": 100}}')
+    assert not table.lookup("mine").takes("top_k")
+    assert table.lookup("mine").takes("temperature")
+    assert not table.lookup("o3").takes("presence_penalty")
+    assert not table.lookup("claude-opus-4-7").takes("top_k")
+    assert table.lookup("claude-opus-4-5").takes("top_k")
 
 
 def test_settings_refuse_a_bad_table() -> None:

@@ -137,7 +137,7 @@ def test_rendered_config_keeps_the_production_directives(tmp_path: Path) -> None
     conf = render_test_config(["127.0.0.1:1", "127.0.0.1:2"], 9, tmp_path)
     for directive in (
         "proxy_buffering off;",
-        "client_max_body_size 8m;",
+        "client_max_body_size 32m;",
         "proxy_read_timeout 130s;",
         "keepalive 64;",
         'proxy_set_header Connection "";',

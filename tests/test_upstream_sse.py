@@ -8,8 +8,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from llm_api.errors import UpstreamUnavailable
-from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, iter_event_batches, text_deltas
-from llm_api.services.providers.base import TextDeltas
+from llm_api.services.providers._sse import (
+    EndOfStream,
+    UpstreamEvent,
+    item_batches,
+    iter_event_batches,
+    sse_frame,
+)
 
 STREAM = (
     b": keep-alive comment\n\n"
@@ -74,11 +79,11 @@ async def test_first_delta_alone_then_one_batch_per_chunk_and_errors_after_what_
         yield b"data: a\n\ndata: b\n\ndata: c\n\n"
         yield b"data: d\n\ndata: boom\n\ndata: never\n\n"
 
-    seen: list[TextDeltas] = []
+    seen: list[list[str]] = []
     with pytest.raises(UpstreamUnavailable):
-        async for deltas in text_deltas(chunks(), texts_or_error):
-            seen.append(deltas)
-    assert seen == [TextDeltas(("a",)), TextDeltas(("b", "c")), TextDeltas(("d",))]
+        async for items in item_batches(chunks(), texts_or_error):
+            seen.append(items)
+    assert seen == [["a"], ["b", "c"], ["d"]]
 
 
 async def test_the_end_marker_ends_the_deltas_even_if_the_server_keeps_the_body_open() -> None:
@@ -93,5 +98,10 @@ async def test_the_end_marker_ends_the_deltas_even_if_the_server_keeps_the_body_
         return [event.data.decode()]
 
     async with asyncio.timeout(5):  # without the end marker this would wait forever
-        seen = [deltas async for deltas in text_deltas(chunks(), texts_until_done)]
-    assert seen == [TextDeltas(("a",))]
+        seen = [items async for items in item_batches(chunks(), texts_until_done)]
+    assert seen == [["a"]]
+
+
+def test_a_relayed_event_keeps_its_name_and_payload() -> None:
+    assert sse_frame(UpstreamEvent("message_start", b'{"a":1}')) == b'event: message_start\ndata: {"a":1}\n\n'
+    assert sse_frame(UpstreamEvent("", b"one\ntwo")) == b"data: one\ndata: two\n\n"

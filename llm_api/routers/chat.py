@@ -10,22 +10,24 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from llm_api.chat_model import EventBatch
+from llm_api.codecs import gateway_chat
 from llm_api.deps import ChatServiceDep, SettingsDep
 from llm_api.error_handlers import gateway_error_response, safe_validation_details
 from llm_api.errors import GatewayError, InvalidRequest
 from llm_api.routers.disconnect import unless_disconnected
+from llm_api.routers.openapi import request_body
 from llm_api.routers.sse import SSEResponse
 from llm_api.schemas import ChatRequest, ChatResponse, ErrorResponse
 from llm_api.security.auth import ClientKeyDep
 from llm_api.services.llm import ChatService, PreparedCall
-from llm_api.services.providers.base import TextDeltas
 
 router = APIRouter()
 
 DONE = b"data: [DONE]\n\n"
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 413, 422, 429, 502, 503, 504)
+    status: {"model": ErrorResponse} for status in (400, 401, 402, 403, 404, 413, 422, 429, 502, 503, 504)
 }
 
 
@@ -51,8 +53,10 @@ async def sse_events(service: ChatService, call: PreparedCall) -> AsyncGenerator
     exactly one `[DONE]`."""
     async with aclosing(service.stream(call)) as items:
         async for item in items:
-            if isinstance(item, TextDeltas):
-                yield b"".join([b"data: " + orjson.dumps({"delta": text}) + b"\n\n" for text in item.texts])
+            if isinstance(item, EventBatch):
+                encoded = gateway_chat.encode_stream_batch(item)
+                if encoded:
+                    yield encoded
     yield DONE
 
 
@@ -60,22 +64,16 @@ async def sse_events(service: ChatService, call: PreparedCall) -> AsyncGenerator
     "/v1/chat",
     response_model=ChatResponse,
     responses=_ERRORS,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": ChatRequest.model_json_schema()}},
-        }
-    },
+    openapi_extra=request_body(ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")),
     summary="Chat with Claude or OpenAI; JSON, or SSE with stream=true",
 )
 async def chat(
     request: Request, _key_id: ClientKeyDep, service: ChatServiceDep, settings: SettingsDep
 ) -> Response:
     chat_request = parse_chat_request(await request.body(), max_messages=settings.max_messages)
-    call = service.prepare(chat_request)
-    headers = {}
-    if call.dropped_params:
-        headers["X-LLM-Dropped-Params"] = ",".join(call.dropped_params)
+    neutral, defaulted = gateway_chat.decode_request(chat_request)
+    call = service.prepare(neutral, defaulted=defaulted)
+    headers = call.headers()
     if chat_request.stream:
         return SSEResponse(
             sse_events(service, call),
@@ -84,13 +82,5 @@ async def chat(
             error_event=stream_error_event,
             headers=headers,
         )
-    completion = await unless_disconnected(request, service.complete(call))
-    body = {
-        "id": completion.id,
-        "content": completion.content,
-        "model": completion.model,
-        "input_tokens": completion.input_tokens,
-        "output_tokens": completion.output_tokens,
-        "stop_reason": completion.stop_reason,
-    }
-    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+    result = await unless_disconnected(request, service.complete(call))
+    return Response(gateway_chat.encode_response(result), media_type="application/json", headers=headers)

@@ -1,4 +1,4 @@
-"""The bearer-key dependency: authenticate, then charge the per-key rate limit."""
+"""The client-key dependency: authenticate (bearer or x-api-key), then charge the per-key rate limit."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ from llm_api.utils.context import request_context
 DEV_KEY_ID = "unauthenticated"
 
 
-def _bearer_token(request: Request) -> str | None:
+def _presented_key(request: Request) -> str | None:
+    """The key from `Authorization: Bearer <key>` or, when there is none, from `x-api-key: <key>`
+    (the anthropic SDK's header); both are checked against the same keys."""
     header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return token
+    if header:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and token:
+            return token
+    api_key = request.headers.get("x-api-key", "").strip()
+    return api_key or None
 
 
 def client_address(request: Request) -> str:
@@ -46,7 +48,7 @@ async def require_client_key(request: Request) -> str:
     if keys.empty:  # development mode (ALLOW_UNAUTHENTICATED): everyone shares one bucket
         ident = DEV_KEY_ID
     else:
-        token = _bearer_token(request)
+        token = _presented_key(request)
         found = keys.authenticate(token) if token is not None else None
         if found is None:
             try:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
+from typing import TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -20,13 +21,15 @@ from opentelemetry.util.types import AttributeValue
 
 from llm_api.services.capabilities import CapabilityTable
 from llm_api.services.llm import ChatService, PreparedCall
-from llm_api.services.providers.base import Completion, StreamItem, StreamSummary, TextDeltas
+from llm_api.chat_model import ChatResult
+from llm_api.services.providers.base import Outcome, RelayedResponse, StreamItem
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryPolicy
 from llm_api.utils.context import request_context
 from llm_api.utils.metrics import GatewayMetrics
 
 CANCELLED = "cancelled"
+T = TypeVar("T")
 
 
 def error_type(exc: BaseException) -> str:
@@ -62,30 +65,38 @@ class InstrumentedChatService(ChatService):
         self._tracer = tracer
         self._metrics = metrics
 
-    async def complete(self, call: PreparedCall) -> Completion:
-        """One answer, inside a `chat {model}` span."""
+    async def complete(self, call: PreparedCall) -> ChatResult:
+        """One neutral answer, inside a `chat {model}` span."""
+        return await self._traced(call, super().complete(call))
+
+    async def relay(self, call: PreparedCall) -> RelayedResponse:
+        """One same-vendor answer, inside a `chat {model}` span."""
+        return await self._traced(call, super().relay(call))
+
+    async def _traced(self, call: PreparedCall, operation: Awaitable[T]) -> T:
         span, metric_attributes = self._start(call, stream=False)
         started = time.perf_counter()
         try:
             with trace.use_span(span, record_exception=False, set_status_on_exception=False):
-                completion = await super().complete(call)
+                result = await operation
         except BaseException as exc:
             self._fail(span, exc, started=started, attributes=metric_attributes)
             raise
-        self._succeed(span, completion, started=started, attributes=metric_attributes)
-        return completion
+        assert isinstance(result, ChatResult | RelayedResponse)
+        self._succeed(span, result, started=started, attributes=metric_attributes)
+        return result
 
     async def stream(self, call: PreparedCall) -> AsyncGenerator[StreamItem, None]:
-        """Deltas as they arrive; the span opens with the stream and ends when the stream ends."""
+        """Items as they arrive; the span opens with the stream and ends when the stream ends."""
         span, metric_attributes = self._start(call, stream=True)
         started = time.perf_counter()
         items = super().stream(call)
-        summary: StreamSummary | None = None
+        outcome: Outcome | None = None
         first_chunk = False
         try:
             while True:
                 if first_chunk:
-                    # Past the first delta nothing is retried and no span starts: skip the context switch,
+                    # Past the first item nothing is retried and no span starts: skip the context switch,
                     # which would cost on every chunk.
                     try:
                         item = await anext(items)
@@ -99,21 +110,21 @@ class InstrumentedChatService(ChatService):
                             item = await anext(items)
                         except StopAsyncIteration:
                             break
-                if isinstance(item, TextDeltas) and not first_chunk:
+                if not first_chunk and not isinstance(item, Outcome):
                     first_chunk = True
                     ttft_s = time.perf_counter() - started
                     span.set_attribute("gen_ai.response.time_to_first_chunk", ttft_s)
                     span.add_event("gen_ai.first_chunk")
                     self._metrics.record_time_to_first_chunk(ttft_s, attributes=metric_attributes)
-                elif isinstance(item, StreamSummary):
-                    summary = item
+                elif isinstance(item, Outcome):
+                    outcome = item
                 yield item
         except BaseException as exc:
             await items.aclose()
             self._fail(span, exc, started=started, attributes=metric_attributes)
             raise
         await items.aclose()
-        self._succeed(span, summary, started=started, attributes=metric_attributes)
+        self._succeed(span, outcome, started=started, attributes=metric_attributes)
 
     def _start(self, call: PreparedCall, *, stream: bool) -> tuple[Span, dict[str, AttributeValue]]:
         request = call.request
@@ -126,9 +137,10 @@ class InstrumentedChatService(ChatService):
         attributes: dict[str, AttributeValue] = {
             **metric_attributes,
             "gen_ai.system": provider,
-            "gen_ai.request.max_tokens": request.max_tokens,
             "gen_ai.request.stream": stream,
         }
+        if request.max_tokens is not None:
+            attributes["gen_ai.request.max_tokens"] = request.max_tokens
         if request.temperature is not None:
             attributes["gen_ai.request.temperature"] = request.temperature
         context = request_context()
@@ -144,7 +156,7 @@ class InstrumentedChatService(ChatService):
     def _succeed(
         self,
         span: Span,
-        outcome: Completion | StreamSummary | None,
+        outcome: ChatResult | RelayedResponse | Outcome | None,
         *,
         started: float,
         attributes: dict[str, AttributeValue],
@@ -160,10 +172,13 @@ class InstrumentedChatService(ChatService):
                 final["gen_ai.response.model"] = outcome.model
             if outcome.stop_reason is not None:
                 response["gen_ai.response.finish_reasons"] = [outcome.stop_reason]
-            response["gen_ai.usage.input_tokens"] = outcome.input_tokens
-            response["gen_ai.usage.output_tokens"] = outcome.output_tokens
+            # OpenTelemetry's input tokens include the cached ones (OpenAI's prompt_tokens).
+            input_tokens = outcome.usage.prompt_tokens
+            output_tokens = outcome.usage.output_tokens
+            response["gen_ai.usage.input_tokens"] = input_tokens
+            response["gen_ai.usage.output_tokens"] = output_tokens
             self._metrics.record_token_usage(
-                input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens, attributes=final
+                input_tokens=input_tokens, output_tokens=output_tokens, attributes=final
             )
             span.set_attributes(response)
         self._end(span, started=started, attributes=final)

@@ -1,39 +1,117 @@
-"""The provider-agnostic chat service: routing, parameter capabilities, retries, usage."""
+"""The provider-agnostic chat service: routing, fitting a request to the model, retries, usage.
+
+Two ways in, one call shape out:
+- `prepare(chat)`: a neutral `Chat` (from `/v1/chat`, or any wire format whose vendor does not serve the
+  model) is fitted to the model's capabilities and encoded into the provider's format;
+- `prepare_wire(wire)`: a request in a vendor's own format; when that vendor serves the model, the body is
+  relayed (only what the model refuses is removed, max tokens clamped), otherwise it is decoded and
+  translated as above.
+Then `complete` (neutral answer), `relay` (same-vendor bytes) or `stream` (either), all retried on
+transient upstream errors, with the retries, the request context and (InstrumentedChatService) the
+telemetry applying alike on every path.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
+from llm_api.chat_model import EMPTY, Chat, ChatResult, EventBatch, MessageStart
+from llm_api.codecs.anthropic_messages import estimate_input_tokens
 from llm_api.errors import UnsupportedParameter
-from llm_api.schemas import ChatRequest
-from llm_api.services.capabilities import CapabilityTable
+from llm_api.services.capabilities import CapabilityTable, ModelCapabilities
 from llm_api.services.providers.base import (
-    Completion,
-    Message,
+    Outcome,
     Provider,
     ProviderRequest,
+    RawFrames,
+    RelayedResponse,
     StreamItem,
-    StreamSummary,
-    TextDeltas,
 )
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryObserver, RetryPolicy
 from llm_api.utils.context import request_context
 
+# Parameters with no neutral equivalent whose value changes nothing: dropped without being named.
+_HARMLESS: dict[str, tuple[object, ...]] = {
+    "n": (1,),
+    "presence_penalty": (0, 0.0),
+    "frequency_penalty": (0, 0.0),
+    "logprobs": (False,),
+    "store": (False,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WireRequest:
+    """A request as the client sent it in a vendor's format, already validated.
+
+    `decode` turns the body into a neutral `Chat` (only called when the request must be translated);
+    `headers`/`query` are forwarded when the request is relayed; `names` maps neutral parameters to the
+    names the client used, for X-LLM-Dropped-Params and X-LLM-Clamped-Params.
+    """
+
+    wire_format: str
+    body: Mapping[str, Any]
+    decode: Callable[[Mapping[str, Any]], Chat]
+    include_usage: bool = False
+    headers: Mapping[str, str] = EMPTY
+    query: Mapping[str, str] = EMPTY
+    names: Mapping[str, str] = EMPTY
+
+    @property
+    def model(self) -> str:
+        return str(self.body.get("model", ""))
+
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
+
 
 @dataclass(frozen=True, slots=True)
 class PreparedCall:
-    """A validated request bound to its provider, with what was dropped to fit the model."""
+    """A request bound to its provider, in its wire format, with what was dropped or clamped to fit it."""
 
     provider: Provider
     request: ProviderRequest
-    dropped_params: tuple[str, ...]
+    dropped_params: tuple[str, ...] = ()
+    clamped_params: tuple[str, ...] = ()
+    capabilities: ModelCapabilities = field(default_factory=ModelCapabilities)
+
+    @property
+    def relayed(self) -> bool:
+        return self.request.relay
+
+    def headers(self) -> dict[str, str]:
+        """The response headers that say what the gateway changed."""
+        headers = {}
+        if self.dropped_params:
+            headers["X-LLM-Dropped-Params"] = ",".join(self.dropped_params)
+        if self.clamped_params:
+            headers["X-LLM-Clamped-Params"] = ",".join(self.clamped_params)
+        return headers
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    input_tokens: int
+    estimated: bool
+
+
+def _is_content(item: StreamItem) -> bool:
+    """Past the stream's opening: from here on a failure is not retried."""
+    if isinstance(item, EventBatch):
+        return any(not isinstance(event, MessageStart) for event in item.events)
+    if isinstance(item, RawFrames):
+        return item.content
+    return True
 
 
 class ChatService:
-    """Complete or stream a chat on whichever provider serves the model."""
+    """Complete, relay or stream a chat on whichever provider serves the model."""
 
     def __init__(
         self,
@@ -52,84 +130,194 @@ class ChatService:
         self._drop_unsupported = drop_unsupported_params
         self._on_retry = on_retry
 
-    def prepare(self, chat: ChatRequest) -> PreparedCall:
-        """Route the request and fit its parameters to what the model accepts."""
-        model = chat.model or self._default_model
+    def _route(self, model: str, *, stream: bool) -> tuple[Provider, ModelCapabilities]:
         context = request_context()
         if context is not None:
             context.model = model
-            context.stream = chat.stream
+            context.stream = stream
         provider = self._providers.for_model(model)
         if context is not None:
             context.provider = provider.name
-        caps = self._capabilities.lookup(model)
-        temperature: float | None = chat.temperature
-        dropped: list[str] = []
-        if not caps.temperature:
-            temperature = None
-            if "temperature" in chat.model_fields_set:
-                if not self._drop_unsupported:
-                    raise UnsupportedParameter(f"parameter 'temperature' is not supported by model '{model}'")
-                dropped.append("temperature")
+        return provider, self._capabilities.lookup(model)
+
+    def _refuse_or_report(self, model: str, dropped: list[str]) -> None:
+        if dropped and not self._drop_unsupported:
+            raise UnsupportedParameter(
+                f"parameter '{dropped[0]}' is not supported by model '{model}'", param=dropped[0]
+            )
+        context = request_context()
         if context is not None:
             context.dropped_params = dropped
+
+    def prepare(
+        self,
+        chat: Chat,
+        *,
+        names: Mapping[str, str] = EMPTY,
+        defaulted: frozenset[str] = frozenset(),
+    ) -> PreparedCall:
+        """Route a neutral chat, fit it to what the model accepts, and encode it for the provider.
+
+        `defaulted` names parameters the client did not set (the format's defaults): dropped silently.
+        """
+        model = chat.model or self._default_model
+        provider, caps = self._route(model, stream=chat.stream)
+        dropped: list[str] = []
+        clamped: list[str] = []
+        changes: dict[str, Any] = {"model": model}
+
+        def drop(name: str, **change: Any) -> None:
+            changes.update(change)
+            if name not in defaulted:
+                dropped.append(names.get(name, name))
+
+        if chat.temperature is not None and not caps.takes("temperature"):
+            drop("temperature", temperature=None)
+        if chat.top_p is not None and not caps.takes("top_p"):
+            drop("top_p", top_p=None)
+        if chat.reasoning is not None and not caps.reasoning:
+            drop("reasoning", reasoning=None)
+        limit = caps.max_output_tokens
+        if chat.max_tokens is not None and limit is not None and chat.max_tokens > limit:
+            changes["max_tokens"] = limit
+            clamped.append(names.get("max_tokens", "max_tokens"))
+        unmapped = {
+            key: value
+            for key, value in chat.unmapped.items()
+            if value is not None and value not in _HARMLESS.get(key, ())
+        }
+        if len(unmapped) != len(chat.unmapped):
+            changes["unmapped"] = unmapped
+        fitted = dataclasses.replace(chat, **changes)
+        encoded = provider.encode(fitted, caps)
+        dropped.extend(name for name in encoded.dropped if name not in dropped)
+        self._refuse_or_report(model, dropped)
         request = ProviderRequest(
             model=model,
-            messages=tuple(Message(m.role, m.content) for m in chat.messages),
-            max_tokens=chat.max_tokens,
-            temperature=temperature,
-            max_tokens_param=caps.max_tokens_param,
+            body=encoded.body,
+            stream=fitted.stream,
+            unwrap_json_tool=fitted.response_format is not None
+            and fitted.response_format.kind != "text"
+            and not caps.structured_outputs,
+            max_tokens=fitted.max_tokens,
+            temperature=fitted.temperature,
         )
-        return PreparedCall(provider=provider, request=request, dropped_params=tuple(dropped))
+        return PreparedCall(provider, request, tuple(dropped), tuple(clamped), caps)
+
+    def prepare_wire(self, wire: WireRequest) -> PreparedCall:
+        """Relay a vendor-format request to that vendor's model; translate it for any other."""
+        model = wire.model or self._default_model
+        provider, caps = self._route(model, stream=wire.stream)
+        if provider.wire_format != wire.wire_format:
+            return self.prepare(wire.decode(wire.body), names=wire.names)
+        fitted = provider.fit({**wire.body, "model": model}, caps)
+        dropped = list(fitted.dropped)
+        self._refuse_or_report(model, dropped)
+        body = fitted.body
+        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+        temperature = body.get("temperature")
+        request = ProviderRequest(
+            model=model,
+            body=body,
+            stream=wire.stream,
+            relay=True,
+            include_usage=wire.include_usage,
+            headers=wire.headers,
+            query=wire.query,
+            max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+            temperature=float(temperature) if isinstance(temperature, int | float) else None,
+        )
+        return PreparedCall(provider, request, tuple(dropped), fitted.clamped, caps)
 
     def _count_attempt(self, attempt: int) -> None:
         context = request_context()
         if context is not None:
             context.attempts = attempt
 
-    async def complete(self, call: PreparedCall) -> Completion:
-        """One answer, retried on transient upstream errors."""
-        completion = await self._retry.call(
+    @staticmethod
+    def _record_usage(outcome: ChatResult | RelayedResponse | Outcome) -> None:
+        context = request_context()
+        if context is not None:
+            context.input_tokens = outcome.usage.prompt_tokens
+            context.output_tokens = outcome.usage.output_tokens
+
+    async def complete(self, call: PreparedCall) -> ChatResult:
+        """One neutral answer, retried on transient upstream errors."""
+        result = await self._retry.call(
             lambda: call.provider.complete(call.request),
             on_attempt=self._count_attempt,
             on_retry=self._on_retry,
         )
-        context = request_context()
-        if context is not None:
-            context.input_tokens = completion.input_tokens
-            context.output_tokens = completion.output_tokens
-        return completion
+        self._record_usage(result)
+        return result
+
+    async def relay(self, call: PreparedCall) -> RelayedResponse:
+        """One same-vendor answer (its bytes untouched), retried on transient upstream errors."""
+        relayed = await self._retry.call(
+            lambda: call.provider.relay(call.request),
+            on_attempt=self._count_attempt,
+            on_retry=self._on_retry,
+        )
+        self._record_usage(relayed)
+        return relayed
 
     async def stream(self, call: PreparedCall) -> AsyncGenerator[StreamItem, None]:
-        """Deltas as they arrive; opening the stream up to its first item is retried, the rest is not."""
+        """Items as they arrive (EventBatch when translated, RawFrames when relayed), then one Outcome.
+
+        Opening the stream is retried up to its first content (a failure right after message_start
+        included); after that nothing is.
+        """
         started = time.perf_counter()
 
-        async def open_stream() -> tuple[AsyncGenerator[StreamItem, None], StreamItem]:
-            items = call.provider.stream(call.request)
+        def open_upstream() -> AsyncGenerator[Any, None]:
+            if call.request.relay:
+                return call.provider.relay_stream(call.request)
+            return call.provider.stream(call.request)
+
+        async def open_stream() -> tuple[AsyncGenerator[StreamItem, None], list[StreamItem]]:
+            items: AsyncGenerator[StreamItem, None] = open_upstream()
+            opening: list[StreamItem] = []
             try:
-                first = await anext(items)
+                while not opening or not _is_content(opening[-1]):
+                    opening.append(await anext(items))
             except BaseException:
                 await items.aclose()
                 raise
-            return items, first
+            return items, opening
 
-        items, first = await self._retry.call(
+        items, opening = await self._retry.call(
             open_stream, on_attempt=self._count_attempt, on_retry=self._on_retry
         )
         context = request_context()
+        if context is not None and context.ttft_ms is None:
+            context.ttft_ms = (time.perf_counter() - started) * 1000
         try:
-            item: StreamItem = first
-            while True:
-                if isinstance(item, TextDeltas):
-                    if context is not None and context.ttft_ms is None:
-                        context.ttft_ms = (time.perf_counter() - started) * 1000
-                    yield item
-                elif isinstance(item, StreamSummary):
-                    if context is not None:
-                        context.input_tokens = item.input_tokens
-                        context.output_tokens = item.output_tokens
-                    yield item
+            for item in opening:
+                yield item
+                if isinstance(item, Outcome):
+                    self._record_usage(item)
                     return
-                item = await anext(items)
+            async for item in items:
+                yield item
+                if isinstance(item, Outcome):
+                    self._record_usage(item)
+                    return
         finally:
             await items.aclose()
+
+    async def count_tokens(self, wire: WireRequest) -> TokenCount:
+        """The upstream's count when the model's vendor has one (relayed as sent), else a local estimate."""
+        model = wire.model or self._default_model
+        provider, _ = self._route(model, stream=False)
+        if provider.wire_format == wire.wire_format:
+            request = ProviderRequest(
+                model=model, body=wire.body, relay=True, headers=wire.headers, query=wire.query
+            )
+            counted = await self._retry.call(
+                lambda: provider.count_tokens(request),
+                on_attempt=self._count_attempt,
+                on_retry=self._on_retry,
+            )
+            if counted is not None:
+                return TokenCount(counted, estimated=False)
+        return TokenCount(estimate_input_tokens(wire.decode(wire.body)), estimated=True)

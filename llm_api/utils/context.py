@@ -20,6 +20,8 @@ class RequestContext:
     ttft_ms: float | None = None
     error_type: str | None = None
     dropped_params: list[str] = field(default_factory=list)
+    # The error format of the endpoint called: "gateway" (/v1/chat and the rest), "openai", "anthropic".
+    wire_format: str = "gateway"
     # Headers every response to this request carries (the X-RateLimit-* of the caller's limit).
     response_headers: dict[str, str] = field(default_factory=dict)
 

@@ -6,15 +6,16 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx2
 
 from llm_api.errors import UpstreamError
-from llm_api.services.providers.base import TextDeltas
 
 _LINE_ENDS = (b"\r\n", b"\r")
 # How long the rest of a body may take after the provider's end marker before the connection is dropped.
 DRAIN_TIMEOUT_S = 0.05
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,41 +85,42 @@ async def _drain(batches: AsyncIterator[list[UpstreamEvent]]) -> None:
 
 
 class EndOfStream(Exception):
-    """Raised by a `texts_of` callback at the provider's end marker (OpenAI's [DONE], Anthropic's
+    """Raised by an `items_of` callback at the provider's end marker (OpenAI's [DONE], Anthropic's
     message_stop): the relay stops reading there, even if the server keeps the connection open."""
 
 
-async def text_deltas(
-    chunks: AsyncIterator[bytes], texts_of: Callable[[UpstreamEvent], Iterable[str]]
-) -> AsyncGenerator[TextDeltas, None]:
-    """The texts `texts_of` finds in each event, one `TextDeltas` per upstream chunk.
+async def item_batches(
+    chunks: AsyncIterator[bytes], items_of: Callable[[UpstreamEvent], Iterable[T]]
+) -> AsyncGenerator[list[T], None]:
+    """The items `items_of` finds in each event, one list per upstream chunk.
 
-    The stream's first delta goes out on its own at once (time to first token); after it, deltas that
-    arrived together go together. An `UpstreamError` from `texts_of` (an error event) is raised after the
-    deltas that preceded it have been yielded; `EndOfStream` ends the deltas (what follows is drained
-    briefly, not relayed).
+    The stream's first item goes out on its own at once (time to first token); after it, items that
+    arrived together go together. An `UpstreamError` from `items_of` (an error event) is raised after the
+    items that preceded it have been yielded; `EndOfStream` ends the items (what follows is drained
+    briefly, not relayed). Items that `items_of` returns together with its `EndOfStream` are not lost:
+    it may return them first and raise on the next call, or they are the end marker's own.
     """
     relayed = False
     async with aclosing(iter_event_batches(chunks)) as batches:
         async for batch in batches:
-            texts: list[str] = []
+            items: list[T] = []
             failure: UpstreamError | None = None
             ended = False
             for event in batch:
                 try:
-                    texts.extend(texts_of(event))
+                    items.extend(items_of(event))
                 except UpstreamError as exc:
                     failure = exc
                     break
                 except EndOfStream:
                     ended = True
                     break
-                if texts and not relayed:
-                    yield TextDeltas(tuple(texts))
-                    texts.clear()
+                if items and not relayed:
+                    yield items
+                    items = []
                     relayed = True
-            if texts:
-                yield TextDeltas(tuple(texts))
+            if items:
+                yield items
             if failure is not None:
                 raise failure
             if ended:
@@ -126,19 +128,27 @@ async def text_deltas(
                 return
 
 
-async def relay_text_deltas(
+async def relay_item_batches(
     response: httpx2.Response,
-    texts_of: Callable[[UpstreamEvent], Iterable[str]],
+    items_of: Callable[[UpstreamEvent], Iterable[T]],
     translate: Callable[[BaseException], UpstreamError],
-) -> AsyncGenerator[TextDeltas, None]:
-    """`text_deltas` over a streamed upstream response: transport errors translated, the response closed.
+) -> AsyncGenerator[list[T], None]:
+    """`item_batches` over a streamed upstream response: transport errors translated, the response closed.
 
     Reading a raw body raises only httpx2 errors (the SDKs' aiohttp bridge maps aiohttp's to them)."""
     try:
-        async with aclosing(text_deltas(response.aiter_bytes(), texts_of)) as deltas:
-            async for item in deltas:
-                yield item
+        async with aclosing(item_batches(response.aiter_bytes(), items_of)) as batches:
+            async for items in batches:
+                yield items
     except httpx2.HTTPError as exc:
         raise translate(exc) from exc
     finally:
         await response.aclose()
+
+
+def sse_frame(event: UpstreamEvent) -> bytes:
+    """The event as SSE bytes again (its payload untouched): `event:` line if named, one `data:` per line."""
+    data = b"".join(b"data: " + line + b"\n" for line in event.data.split(b"\n"))
+    if event.name:
+        return b"event: " + event.name.encode() + b"\n" + data + b"\n"
+    return data + b"\n"

@@ -1,39 +1,49 @@
 """Adapter for Anthropic's Messages API through the official `anthropic` SDK's client.
 
 The SDK client sends the request (auth headers, base URL, timeouts, status errors) and hands back the raw
-HTTP response; the body is read with orjson rather than built into the SDK's Pydantic models, which cost
-more CPU than the rest of the gateway's hot path (bench/results/profile.collapsed.gz).
+HTTP response; bodies and events are read with orjson and converted by the Anthropic codec
+(llm_api.codecs.anthropic_messages), not built into the SDK's Pydantic models, which cost more CPU than
+the rest of the gateway's hot path (bench/results/profile.collapsed.gz).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
-from typing import Any
+from typing import Any, TypeVar
 
 import anthropic
 import httpx2
+from anthropic._types import RequestOptions
 
+from llm_api.chat_model import Chat, ChatResult, EventBatch, StreamEvent, Usage
+from llm_api.codecs import anthropic_messages
 from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_error_for_status
+from llm_api.services.capabilities import ModelCapabilities
 from llm_api.services.providers._common import (
     WRONG_SHAPE,
     SdkErrors,
-    parse_completion,
     parse_json_object,
     translate_sdk_error,
     unusable_response,
 )
-from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, relay_text_deltas
+from llm_api.services.providers._fit import fit_body
+from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, relay_item_batches, sse_frame
 from llm_api.services.providers.base import (
-    Completion,
+    EncodedBody,
+    FittedBody,
+    Outcome,
     ProviderRequest,
-    StreamItem,
-    StreamSummary,
-    normalise_stop_reason,
+    RawFrames,
+    RelayedResponse,
 )
 
 NAME = "anthropic"
 MESSAGES = "/v1/messages"
+COUNT_TOKENS = "/v1/messages/count_tokens"
+T = TypeVar("T")
+# Events before the answer's first block: an error after them can still be retried.
+OPENING_EVENTS = frozenset({"message_start", "ping", ""})
 
 SDK_ERRORS = SdkErrors(anthropic.APIConnectionError, anthropic.APIStatusError)
 
@@ -42,106 +52,147 @@ def translate_error(exc: BaseException) -> UpstreamError:
     return translate_sdk_error(exc, provider=NAME, sdk=SDK_ERRORS)
 
 
-def _body(request: ProviderRequest) -> dict[str, Any]:
-    """The Messages API body: system messages joined into the top-level `system`."""
-    system = [m.content for m in request.messages if m.role == "system"]
-    body: dict[str, Any] = {
-        "model": request.model,
-        "max_tokens": request.max_tokens,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
-    }
-    if system:
-        body["system"] = "\n\n".join(system)
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    return body
-
-
-def _completion(message: dict[str, Any]) -> Completion:
-    usage = message.get("usage") or {}
-    text = "".join(block["text"] for block in message.get("content") or () if block.get("type") == "text")
-    return Completion(
-        id=str(message.get("id", "")),
-        content=text,
-        model=str(message.get("model", "")),
-        input_tokens=int(usage.get("input_tokens") or 0),
-        output_tokens=int(usage.get("output_tokens") or 0),
-        stop_reason=normalise_stop_reason(message.get("stop_reason")),
-    )
-
-
-def _apply_event(kind: str, event: dict[str, Any], summary: StreamSummary) -> str | None:
-    """Fold one stream event into `summary`; the text of a text delta, if it is one."""
+def _decode(decode: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a codec decoder on upstream data: a shape it cannot read is an unusable response (502)."""
     try:
-        if kind == "content_block_delta":
-            delta = event["delta"]
-            return str(delta["text"]) if delta.get("type") == "text_delta" else None
-        if kind == "message_start":
-            message = event["message"]
-            summary.id = str(message.get("id", ""))
-            summary.model = str(message.get("model", ""))
-            summary.input_tokens = int((message.get("usage") or {}).get("input_tokens") or 0)
-        elif kind == "message_delta":
-            usage = event.get("usage") or {}
-            summary.stop_reason = normalise_stop_reason(event["delta"].get("stop_reason"))
-            summary.output_tokens = int(usage.get("output_tokens") or 0)
-            if usage.get("input_tokens"):
-                summary.input_tokens = int(usage["input_tokens"])
+        return decode(*args, **kwargs)
     except WRONG_SHAPE as exc:
         raise unusable_response(NAME) from exc
-    return None
 
 
-def _stream_error(event: dict[str, Any]) -> UpstreamError:
-    """An `error` event inside a 200 stream, e.g. overloaded_error (retryable before the first delta)."""
-    error = event.get("error")
-    kind = error.get("type") if isinstance(error, dict) else None
+def _stream_error(error: object) -> UpstreamError:
+    """An `error` event inside a 200 stream, e.g. overloaded_error (retryable before the first item)."""
+    kind = error.get("type") if isinstance(error, Mapping) else None
     return upstream_error_for_status(200, provider=NAME, error_kind=kind if isinstance(kind, str) else None)
+
+
+def _event_type(raw: UpstreamEvent, event: Mapping[str, Any]) -> str:
+    kind = event.get("type")
+    return kind if isinstance(kind, str) else raw.name
 
 
 class AnthropicProvider:
     """Claude models via `AsyncAnthropic` (its own retries off; the service retries)."""
 
     name = NAME
+    wire_format = "anthropic"
 
     def __init__(self, client: anthropic.AsyncAnthropic) -> None:
         self._client = client
 
-    async def _post(self, body: dict[str, Any], *, stream: bool) -> httpx2.Response:
+    def encode(self, chat: Chat, capabilities: ModelCapabilities) -> EncodedBody:
+        encoded = anthropic_messages.encode_request(
+            chat,
+            default_max_tokens=capabilities.default_max_tokens,
+            structured_outputs=capabilities.structured_outputs,
+        )
+        return EncodedBody(body=encoded.body, dropped=tuple(encoded.dropped))
+
+    def fit(self, body: Mapping[str, Any], capabilities: ModelCapabilities) -> FittedBody:
+        return fit_body(body, capabilities, max_tokens_keys=("max_tokens",))
+
+    async def _post(
+        self, request: ProviderRequest, body: Mapping[str, Any], *, path: str = MESSAGES
+    ) -> httpx2.Response:
+        options: RequestOptions = {}
+        if request.headers:
+            options["headers"] = dict(request.headers)
+        if request.query:
+            options["params"] = dict(request.query)
         try:
-            return await self._client.post(MESSAGES, body=body, cast_to=httpx2.Response, stream=stream)
+            return await self._client.post(
+                path, body=body, cast_to=httpx2.Response, options=options, stream=request.stream
+            )
         except (anthropic.APIError, httpx2.HTTPError) as exc:
             raise translate_error(exc) from exc
 
-    async def complete(self, request: ProviderRequest) -> Completion:
-        response = await self._post(_body(request), stream=False)
-        return parse_completion(response, _completion, provider=NAME)
+    async def complete(self, request: ProviderRequest) -> ChatResult:
+        response = await self._post(request, request.body)
+        message = parse_json_object(response.content, provider=NAME)
+        return _decode(
+            anthropic_messages.decode_response, message, unwrap_forced_json=request.unwrap_json_tool
+        )
 
-    async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
-        response = await self._post({**_body(request), "stream": True}, stream=True)
-        summary = StreamSummary()
+    async def relay(self, request: ProviderRequest) -> RelayedResponse:
+        response = await self._post(request, request.body)
+        content = response.content
+        message = parse_json_object(content, provider=NAME)
+        usage: Usage = _decode(anthropic_messages.usage_of, message)
+        stop = message.get("stop_reason")
+        outcome = Outcome(
+            id=str(message.get("id", "")),
+            model=str(message.get("model", "")),
+            stop_reason=stop if isinstance(stop, str) else None,
+            usage=usage,
+        )
+        return RelayedResponse(body=content, outcome=outcome)
+
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[EventBatch | Outcome, None]:
+        response = await self._post(request, request.body)
+        decoder = anthropic_messages.StreamDecoder(unwrap_forced_json=request.unwrap_json_tool)
         finished = False
 
-        def texts_of(raw: UpstreamEvent) -> tuple[str, ...]:
+        def events_of(raw: UpstreamEvent) -> list[StreamEvent]:
             nonlocal finished
             if raw.name == "ping" or not raw.data:
-                return ()
+                return []
             event = parse_json_object(raw.data, provider=NAME)
-            kind = event.get("type") or raw.name
+            kind = _event_type(raw, event)
             if kind == "error":
-                raise _stream_error(event)
+                raise _stream_error(event.get("error"))
             if kind == "message_stop":
                 finished = True
                 raise EndOfStream
-            text = _apply_event(kind, event, summary)
-            return (text,) if text else ()
+            return _decode(decoder.feed, kind, event)
 
-        async with aclosing(relay_text_deltas(response, texts_of, translate_error)) as deltas:
-            async for item in deltas:
-                yield item
+        async with aclosing(relay_item_batches(response, events_of, translate_error)) as batches:
+            async for events in batches:
+                yield EventBatch(tuple(events))
         if not finished:
             raise UpstreamConnectionFailed(f"{NAME} ended the stream early", provider=NAME)
-        yield summary
+        yield Outcome(
+            id=decoder.id or "",
+            model=decoder.model or "",
+            stop_reason=decoder.stop_reason,
+            usage=decoder.usage,
+        )
+
+    async def relay_stream(self, request: ProviderRequest) -> AsyncGenerator[RawFrames | Outcome, None]:
+        response = await self._post(request, request.body)
+        observer = anthropic_messages.PassthroughStreamObserver()
+        stop_frame = b""
+
+        def frames_of(raw: UpstreamEvent) -> tuple[tuple[bytes, bool], ...]:
+            nonlocal stop_frame
+            if raw.data:
+                _decode(observer.observe, raw.name, raw.data)
+                if observer.error is not None:
+                    raise _stream_error(observer.error)
+                if observer.done:
+                    stop_frame = sse_frame(raw)
+                    raise EndOfStream
+            return ((sse_frame(raw), raw.name not in OPENING_EVENTS),)
+
+        async with aclosing(relay_item_batches(response, frames_of, translate_error)) as batches:
+            async for frames in batches:
+                yield RawFrames(b"".join(f for f, _ in frames), content=any(c for _, c in frames))
+        if not stop_frame:
+            raise UpstreamConnectionFailed(f"{NAME} ended the stream early", provider=NAME)
+        yield RawFrames(stop_frame)
+        yield Outcome(
+            id=observer.id or "",
+            model=observer.model or "",
+            stop_reason=observer.stop_reason,
+            usage=observer.usage,
+        )
+
+    async def count_tokens(self, request: ProviderRequest) -> int | None:
+        response = await self._post(request, request.body, path=COUNT_TOKENS)
+        answer = parse_json_object(response.content, provider=NAME)
+        count = answer.get("input_tokens")
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise unusable_response(NAME)
+        return count
 
     async def aclose(self) -> None:
         await self._client.close()

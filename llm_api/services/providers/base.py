@@ -1,92 +1,140 @@
-"""The small Protocol every provider adapter implements, and the provider-neutral types it speaks."""
+"""The small Protocol every provider adapter implements, and the types it speaks besides the neutral
+chat model (llm_api.chat_model).
+
+Two kinds of call go through an adapter:
+- translated: the service hands it a neutral `Chat`; `encode` turns it into the vendor's body, and the
+  answer comes back decoded (`ChatResult`, or a stream of `EventBatch`es);
+- relayed (same vendor: the client spoke the vendor's own format): the client's body, fitted to the
+  model, is sent as it is, and the answer's bytes come back untouched (`RelayedResponse`, `RawFrames`),
+  the adapter parsing only what the gateway needs (usage, stop reason, errors).
+Every stream ends with exactly one `Outcome`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-Role = Literal["user", "assistant", "system"]
+from llm_api.chat_model import EMPTY, Chat, ChatResult, EventBatch, Usage
+from llm_api.services.capabilities import ModelCapabilities
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
-    role: Role
-    content: str
+class EncodedBody:
+    """A vendor body built from a neutral chat, and the neutral parameters it could not carry."""
+
+    body: dict[str, Any]
+    dropped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FittedBody:
+    """A client's own-format body made acceptable to the model: what was removed, what was lowered."""
+
+    body: dict[str, Any]
+    dropped: tuple[str, ...] = ()
+    clamped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderRequest:
-    """What an adapter sends upstream; unsupported parameters were already removed (None)."""
+    """What an adapter sends: a body in the vendor's own format, already fitted to the model.
+
+    `headers` and `query` are forwarded to the upstream (Anthropic's `anthropic-beta`, `?beta=true`).
+    `include_usage` (relayed OpenAI streams): whether the client asked for the usage chunk, which the
+    gateway always asks for. `unwrap_json_tool`: the answer's forced JSON tool call becomes its text.
+    `max_tokens` and `temperature` are what was sent, for telemetry.
+    """
 
     model: str
-    messages: tuple[Message, ...]
-    max_tokens: int
-    temperature: float | None
-    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
-
-
-@dataclass(slots=True)
-class Completion:
-    id: str
-    content: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    stop_reason: str | None
+    body: Mapping[str, Any]
+    stream: bool = False
+    relay: bool = False
+    include_usage: bool = True
+    unwrap_json_tool: bool = False
+    headers: Mapping[str, str] = EMPTY
+    query: Mapping[str, str] = EMPTY
+    max_tokens: int | None = None
+    temperature: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class TextDeltas:
-    """Text deltas that arrived in one upstream read, in order.
-
-    The relay sends each as its own SSE event, all in one socket write: nothing waits for a later delta,
-    but deltas that came together do not cost one write each.
-    """
-
-    texts: tuple[str, ...]
-
-
-@dataclass(slots=True)
-class StreamSummary:
-    """The last item of every stream: ids, usage and why it stopped."""
+class Outcome:
+    """How a call ended: ids, why it stopped, and the usage (the last item of every stream)."""
 
     id: str = ""
     model: str = ""
-    input_tokens: int = 0
-    output_tokens: int = 0
     stop_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
 
 
-StreamItem = TextDeltas | StreamSummary
+@dataclass(frozen=True, slots=True)
+class RelayedResponse:
+    """A same-vendor answer: the upstream's JSON bytes, to be sent on as they are."""
+
+    body: bytes
+    outcome: Outcome
+
+    # The names ChatResult has, so telemetry reads either.
+    @property
+    def id(self) -> str:
+        return self.outcome.id
+
+    @property
+    def model(self) -> str:
+        return self.outcome.model
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.outcome.stop_reason
+
+    @property
+    def usage(self) -> Usage:
+        return self.outcome.usage
+
+
+@dataclass(frozen=True, slots=True)
+class RawFrames:
+    """SSE frames of a same-vendor stream that arrived in one upstream read, to be sent on as they are."""
+
+    data: bytes
+    # Whether they hold more than the stream's opening (message_start, pings): retries stop there.
+    content: bool = True
+
+
+StreamItem = EventBatch | RawFrames | Outcome
 
 
 class Provider(Protocol):
-    """One upstream vendor. Adapters raise only `errors.UpstreamError` subclasses."""
+    """One upstream vendor. Adapters raise only `errors.UpstreamError` subclasses when calling it."""
 
     name: str
+    # The wire format it speaks ("openai", "anthropic"): a client in that format is relayed.
+    wire_format: str
 
-    async def complete(self, request: ProviderRequest) -> Completion: ...
+    def encode(self, chat: Chat, capabilities: ModelCapabilities) -> EncodedBody:
+        """The vendor body for a neutral chat (raises `UnsupportedParameter` for what cannot be sent)."""
+        ...
 
-    def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
-        """Yield text deltas as they arrive, then exactly one StreamSummary; closing it closes upstream."""
+    def fit(self, body: Mapping[str, Any], capabilities: ModelCapabilities) -> FittedBody:
+        """The client's own-format body with what the model refuses removed and max tokens clamped."""
+        ...
+
+    async def complete(self, request: ProviderRequest) -> ChatResult: ...
+
+    def stream(self, request: ProviderRequest) -> AsyncGenerator[EventBatch | Outcome, None]:
+        """Event batches as they arrive, then exactly one Outcome; closing it closes the upstream."""
+        ...
+
+    async def relay(self, request: ProviderRequest) -> RelayedResponse: ...
+
+    def relay_stream(self, request: ProviderRequest) -> AsyncGenerator[RawFrames | Outcome, None]:
+        """The upstream's SSE frames as they arrive, then exactly one Outcome."""
+        ...
+
+    async def count_tokens(self, request: ProviderRequest) -> int | None:
+        """The upstream's own count of a request's input tokens; None when the vendor has no such API."""
         ...
 
     async def aclose(self) -> None: ...
-
-
-STOP_REASONS: dict[str, str] = {
-    # Anthropic
-    "end_turn": "end_turn",
-    "max_tokens": "max_tokens",
-    "stop_sequence": "stop_sequence",
-    # OpenAI
-    "stop": "end_turn",
-    "length": "max_tokens",
-}
-
-
-def normalise_stop_reason(reason: str | None) -> str | None:
-    if reason is None:
-        return None
-    return STOP_REASONS.get(reason, reason)

@@ -1,13 +1,14 @@
 """Adapter for OpenAI's Chat Completions API through the official `openai` SDK's client.
 
-The SDK client sends the request (bearer auth, base URL, timeouts, status errors) and hands back the raw
-HTTP response; the body and each streamed chunk are read with orjson. `chat.completions.create`'s typed
-transform of its ~50 parameters and its Pydantic model per chunk were most of a worker's CPU (bench).
+The SDK client sends the request (auth headers, base URL, timeouts, status errors) and hands back the raw
+HTTP response; bodies and chunks are read with orjson and converted by the OpenAI codec
+(llm_api.codecs.openai_chat), not built into the SDK's Pydantic models, which cost more CPU than the rest
+of the gateway's hot path (bench/results/profile.collapsed.gz).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -15,22 +16,25 @@ import httpx2
 import openai
 from openai._types import RequestOptions
 
+from llm_api.chat_model import Chat, ChatResult, EventBatch, StreamEvent
+from llm_api.codecs import openai_chat
 from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_error_for_status
+from llm_api.services.capabilities import ModelCapabilities
 from llm_api.services.providers._common import (
     WRONG_SHAPE,
     SdkErrors,
-    parse_completion,
     parse_json_object,
     translate_sdk_error,
     unusable_response,
 )
-from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, relay_text_deltas
+from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, relay_item_batches
 from llm_api.services.providers.base import (
-    Completion,
+    EncodedBody,
+    FittedBody,
+    Outcome,
     ProviderRequest,
-    StreamItem,
-    StreamSummary,
-    normalise_stop_reason,
+    RawFrames,
+    RelayedResponse,
 )
 
 NAME = "openai"
@@ -38,6 +42,7 @@ CHAT_COMPLETIONS = "/chat/completions"
 # What `chat.completions.create` passes to the SDK client's `post`.
 REQUEST_OPTIONS: RequestOptions = {"security": {"bearer_auth": True}}
 DONE = b"[DONE]"
+DONE_FRAME = b"data: [DONE]\n\n"
 
 SDK_ERRORS = SdkErrors(openai.APIConnectionError, openai.APIStatusError)
 
@@ -46,94 +51,134 @@ def translate_error(exc: BaseException) -> UpstreamError:
     return translate_sdk_error(exc, provider=NAME, sdk=SDK_ERRORS)
 
 
-def _body(request: ProviderRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        request.max_tokens_param: request.max_tokens,
-    }
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    return body
+def _stream_error() -> UpstreamError:
+    # An error object in a 200 stream: a transient server error (retried before the first item).
+    return upstream_error_for_status(500, provider=NAME, error_kind="stream_error")
 
 
-def _completion(response: dict[str, Any]) -> Completion:
-    choices = response.get("choices") or ()
-    choice = choices[0] if choices else {}
-    usage = response.get("usage") or {}
-    return Completion(
-        id=str(response.get("id", "")),
-        content=(choice.get("message") or {}).get("content") or "",
-        model=str(response.get("model", "")),
-        input_tokens=int(usage.get("prompt_tokens") or 0),
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        stop_reason=normalise_stop_reason(choice.get("finish_reason")),
-    )
-
-
-def _apply_chunk(chunk: dict[str, Any], summary: StreamSummary) -> list[str]:
-    """Fold one `chat.completion.chunk` into `summary`; the texts of its deltas."""
-    texts: list[str] = []
+def _decode(decode: Any, *args: Any) -> Any:
+    """Run a codec decoder on upstream data: a shape it cannot read is an unusable response (502)."""
     try:
-        summary.id = summary.id or str(chunk.get("id", ""))
-        summary.model = summary.model or str(chunk.get("model", ""))
-        for choice in chunk.get("choices") or ():
-            text = (choice.get("delta") or {}).get("content")
-            if text:
-                texts.append(str(text))
-            if choice.get("finish_reason"):
-                summary.stop_reason = normalise_stop_reason(choice["finish_reason"])
-        usage = chunk.get("usage")
-        if usage:
-            summary.input_tokens = int(usage.get("prompt_tokens") or 0)
-            summary.output_tokens = int(usage.get("completion_tokens") or 0)
+        return decode(*args)
     except WRONG_SHAPE as exc:
         raise unusable_response(NAME) from exc
-    return texts
 
 
 class OpenAIProvider:
     """OpenAI models via `AsyncOpenAI` (its own retries off; the service retries)."""
 
     name = NAME
+    wire_format = "openai"
 
     def __init__(self, client: openai.AsyncOpenAI) -> None:
         self._client = client
 
-    async def _post(self, body: dict[str, Any], *, stream: bool) -> httpx2.Response:
+    def encode(self, chat: Chat, capabilities: ModelCapabilities) -> EncodedBody:
+        encoded = openai_chat.encode_request(chat, max_tokens_param=capabilities.max_tokens_param)
+        return EncodedBody(body=encoded.body, dropped=tuple(encoded.dropped))
+
+    def fit(self, body: Mapping[str, Any], capabilities: ModelCapabilities) -> FittedBody:
+        remove = [name for name in body if not capabilities.takes(name)]
+        if not capabilities.reasoning and "reasoning_effort" in body:
+            remove.append("reasoning_effort")
+        wanted = capabilities.max_tokens_param
+        fitted = openai_chat.prepare_passthrough(
+            body,
+            remove=remove,
+            max_tokens_limit=capabilities.max_output_tokens,
+            rename_max_tokens=wanted if wanted != "max_tokens" else None,
+        )
+        return FittedBody(body=fitted.body, dropped=fitted.dropped, clamped=fitted.clamped)
+
+    async def _post(self, request: ProviderRequest, body: Mapping[str, Any]) -> httpx2.Response:
+        options: RequestOptions = REQUEST_OPTIONS
+        if request.headers or request.query:
+            options = {**REQUEST_OPTIONS, "headers": dict(request.headers), "params": dict(request.query)}
         try:
             return await self._client.post(
-                CHAT_COMPLETIONS, body=body, cast_to=httpx2.Response, options=REQUEST_OPTIONS, stream=stream
+                CHAT_COMPLETIONS, body=body, cast_to=httpx2.Response, options=options, stream=request.stream
             )
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise translate_error(exc) from exc
 
-    async def complete(self, request: ProviderRequest) -> Completion:
-        response = await self._post(_body(request), stream=False)
-        return parse_completion(response, _completion, provider=NAME)
+    async def complete(self, request: ProviderRequest) -> ChatResult:
+        response = await self._post(request, request.body)
+        result: ChatResult = _decode(
+            openai_chat.decode_response, parse_json_object(response.content, provider=NAME)
+        )
+        return result
 
-    async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
-        body = {**_body(request), "stream": True, "stream_options": {"include_usage": True}}
-        response = await self._post(body, stream=True)
-        summary = StreamSummary()
+    async def relay(self, request: ProviderRequest) -> RelayedResponse:
+        response = await self._post(request, request.body)
+        content = response.content
+        answer = parse_json_object(content, provider=NAME)
+        usage = _decode(openai_chat.usage_of, answer)
+        choices = answer.get("choices") or ()
+        finish = choices[0].get("finish_reason") if choices and isinstance(choices[0], dict) else None
+        outcome = Outcome(
+            id=str(answer.get("id", "")), model=str(answer.get("model", "")), stop_reason=finish, usage=usage
+        )
+        return RelayedResponse(body=content, outcome=outcome)
 
-        def texts_of(raw: UpstreamEvent) -> list[str]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[EventBatch | Outcome, None]:
+        response = await self._post(request, request.body)
+        decoder = openai_chat.StreamDecoder()
+        finished = False
+
+        def events_of(raw: UpstreamEvent) -> list[StreamEvent]:
+            nonlocal finished
             if raw.data.startswith(DONE):
+                finished = True
                 raise EndOfStream
             if not raw.data:
                 return []
             chunk = parse_json_object(raw.data, provider=NAME)
             if chunk.get("error"):
-                # An error object in a 200 stream: a transient server error (retried before a delta).
-                raise upstream_error_for_status(500, provider=NAME, error_kind="stream_error")
-            return _apply_chunk(chunk, summary)
+                raise _stream_error()
+            events: list[StreamEvent] = _decode(decoder.feed, chunk)
+            return events
 
-        async with aclosing(relay_text_deltas(response, texts_of, translate_error)) as deltas:
-            async for item in deltas:
-                yield item
-        if summary.stop_reason is None:
+        async with aclosing(relay_item_batches(response, events_of, translate_error)) as batches:
+            async for events in batches:
+                yield EventBatch(tuple(events))
+        if not finished or decoder.stop_reason is None:
             raise UpstreamConnectionFailed(f"{NAME} ended the stream early", provider=NAME)
-        yield summary
+        tail: list[StreamEvent] = _decode(decoder.finish)
+        if tail:
+            yield EventBatch(tuple(tail))
+        yield Outcome(
+            id=decoder.id, model=decoder.model, stop_reason=decoder.stop_reason, usage=decoder.usage
+        )
+
+    async def relay_stream(self, request: ProviderRequest) -> AsyncGenerator[RawFrames | Outcome, None]:
+        response = await self._post(request, request.body)
+        observer = openai_chat.PassthroughStreamObserver(include_usage=request.include_usage)
+        finished = False
+
+        def frames_of(raw: UpstreamEvent) -> tuple[bytes, ...]:
+            nonlocal finished
+            if raw.data.startswith(DONE):
+                finished = True
+                raise EndOfStream
+            if not raw.data:
+                return ()
+            forward = _decode(observer.observe, raw.data)
+            if observer.error is not None:
+                raise _stream_error()
+            return (b"data: " + raw.data + b"\n\n",) if forward else ()
+
+        async with aclosing(relay_item_batches(response, frames_of, translate_error)) as batches:
+            async for frames in batches:
+                yield RawFrames(b"".join(frames))
+        if not finished or observer.stop_reason is None:
+            raise UpstreamConnectionFailed(f"{NAME} ended the stream early", provider=NAME)
+        yield RawFrames(DONE_FRAME)
+        yield Outcome(
+            id=observer.id or "", model=observer.model or "", stop_reason=observer.stop_reason, usage=observer.usage
+        )
+
+    async def count_tokens(self, request: ProviderRequest) -> int | None:
+        return None  # OpenAI has no token-counting endpoint for chat requests
 
     async def aclose(self) -> None:
         await self._client.close()
