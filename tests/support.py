@@ -249,7 +249,7 @@ def run_gateway(env: dict[str, str], *, port: int | None = None) -> Iterator[Gat
             lambda: _http_ok(f"{gateway.base_url}/healthz"),
             name="gunicorn",
             output=gateway.output,
-            timeout=30,
+            timeout=60,  # a loaded 2-core machine can take 20 s+ to import the SDKs
         )
         yield gateway
     finally:

@@ -68,7 +68,9 @@ def test_stream_uses_named_events(gateway: Gateway, emu: Emulator, model: str) -
 def test_tool_loop(gateway: Gateway, emu: Emulator, model: str) -> None:
     emu.script({"text": "Let me check.", "tool_calls": [WEATHER_CALL]}, {"text": "It is sunny in Paris."})
     client = anthropic_client(gateway)
-    first = client.messages.create(model=model, max_tokens=200, messages=[USER], tools=[WEATHER_TOOL_ANTHROPIC])
+    first = client.messages.create(
+        model=model, max_tokens=200, messages=[USER], tools=[WEATHER_TOOL_ANTHROPIC]
+    )
     assert first.stop_reason == "tool_use"
     [text, use] = first.content
     assert text.type == "text" and text.text == "Let me check."
@@ -89,7 +91,12 @@ def test_tool_loop(gateway: Gateway, emu: Emulator, model: str) -> None:
 
 @pytest.mark.parametrize("model", MODELS)
 def test_streamed_tool_use(gateway: Gateway, emu: Emulator, model: str) -> None:
-    emu.script({"text": "Checking.", "tool_calls": [WEATHER_CALL, {"name": "get_weather", "input": {"city": "Nice"}}]})
+    emu.script(
+        {
+            "text": "Checking.",
+            "tool_calls": [WEATHER_CALL, {"name": "get_weather", "input": {"city": "Nice"}}],
+        }
+    )
     with anthropic_client(gateway).messages.stream(
         model=model, max_tokens=200, messages=[USER], tools=[WEATHER_TOOL_ANTHROPIC]
     ) as stream:
@@ -108,7 +115,10 @@ def test_images(gateway: Gateway, emu: Emulator, model: str) -> None:
             {
                 "role": "user",
                 "content": [
-                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64}},
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64},
+                    },
                     {"type": "text", "text": "What is this?"},
                 ],
             }

@@ -27,7 +27,12 @@ def claude_code_body(**extra: Any) -> dict[str, Any]:
             {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
         ],
         "messages": [
-            {"role": "user", "content": [{"type": "text", "text": "List the files", "cache_control": {"type": "ephemeral"}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "List the files", "cache_control": {"type": "ephemeral"}}
+                ],
+            },
             {
                 "role": "assistant",
                 "content": [
@@ -35,7 +40,10 @@ def claude_code_body(**extra: Any) -> dict[str, Any]:
                     {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {"command": "ls"}},
                 ],
             },
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "a.py"}]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "a.py"}],
+            },
         ],
         "tools": [
             {

@@ -11,7 +11,14 @@ import anthropic
 import httpx
 import pytest
 
-from tests.compat import OPENAI_MODEL, PNG_B64, WEATHER_TOOL_ANTHROPIC, anthropic_client, only_upstream_body, upstream
+from tests.compat import (
+    OPENAI_MODEL,
+    PNG_B64,
+    WEATHER_TOOL_ANTHROPIC,
+    anthropic_client,
+    only_upstream_body,
+    upstream,
+)
 from tests.support import Emulator, Gateway, gateway_env, run_gateway
 
 USER = {"role": "user", "content": "What is the weather in Paris?"}
@@ -52,7 +59,9 @@ def test_request_fields_map_to_openai(gateway: Gateway, emu: Emulator) -> None:
     assert sent["tools"][0]["function"]["parameters"] == WEATHER_TOOL_ANTHROPIC["input_schema"]
 
 
-def test_reasoning_models_get_max_completion_tokens_and_reasoning_effort(gateway: Gateway, emu: Emulator) -> None:
+def test_reasoning_models_get_max_completion_tokens_and_reasoning_effort(
+    gateway: Gateway, emu: Emulator
+) -> None:
     response = post(gateway, model="o3", thinking={"type": "enabled", "budget_tokens": 2048})
     assert response.status_code == 200, response.text
     sent = only_upstream_body(emu)
@@ -61,7 +70,9 @@ def test_reasoning_models_get_max_completion_tokens_and_reasoning_effort(gateway
 
 
 def test_thinking_is_dropped_and_named_on_other_models(gateway: Gateway, emu: Emulator) -> None:
-    response = post(gateway, thinking={"type": "enabled", "budget_tokens": 2048}, output_config={"effort": "high"})
+    response = post(
+        gateway, thinking={"type": "enabled", "budget_tokens": 2048}, output_config={"effort": "high"}
+    )
     assert response.status_code == 200, response.text
     dropped = response.headers["X-LLM-Dropped-Params"].split(",")
     assert "thinking" in dropped
@@ -78,7 +89,10 @@ def test_top_k_is_dropped_and_named(gateway: Gateway, emu: Emulator) -> None:
 def test_with_drop_unsupported_params_false_top_k_is_a_400(strict_gateway: Gateway, emu: Emulator) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
         anthropic_client(strict_gateway).messages.create(
-            model=OPENAI_MODEL, max_tokens=50, messages=[USER], top_k=5  # type: ignore[list-item]
+            model=OPENAI_MODEL,
+            max_tokens=50,
+            messages=[USER],
+            top_k=5,  # type: ignore[list-item]
         )
     assert "top_k" in str(caught.value)
     assert caught.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
@@ -108,12 +122,21 @@ def test_mid_conversation_system_messages_stay_in_place(gateway: Gateway, emu: E
 def test_tool_results_become_tool_messages_before_the_users_text(gateway: Gateway, emu: Emulator) -> None:
     messages = [
         USER,
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "call_9", "name": "get_weather", "input": {"city": "Paris"}}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "call_9", "name": "get_weather", "input": {"city": "Paris"}}
+            ],
+        },
         {
             "role": "user",
             "content": [
                 {"type": "text", "text": "Here you go."},
-                {"type": "tool_result", "tool_use_id": "call_9", "content": [{"type": "text", "text": "sunny"}]},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "call_9",
+                    "content": [{"type": "text", "text": "sunny"}],
+                },
             ],
         },
     ]
@@ -146,11 +169,19 @@ def test_stream_blocks_are_numbered_and_never_an_empty_text(gateway: Gateway, em
     with gateway.client() as client:
         response = client.post(
             "/v1/messages",
-            json={"model": OPENAI_MODEL, "max_tokens": 50, "messages": [USER], "stream": True, "tools": [WEATHER_TOOL_ANTHROPIC]},
+            json={
+                "model": OPENAI_MODEL,
+                "max_tokens": 50,
+                "messages": [USER],
+                "stream": True,
+                "tools": [WEATHER_TOOL_ANTHROPIC],
+            },
         )
     events = []
     for block in response.text.split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
+        lines = dict(
+            line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":")
+        )
         if "event" in lines:
             events.append((lines["event"], json.loads(lines["data"])))
     starts = [data for name, data in events if name == "content_block_start"]

@@ -24,7 +24,10 @@ def limited(emulator: Emulator) -> Iterator[Gateway]:
     import uuid
 
     env = gateway_env(
-        emulator, RATE_LIMIT="2/minute", RATE_LIMIT_KEY_PREFIX=f"compat-{uuid.uuid4().hex}", WEB_CONCURRENCY="1"
+        emulator,
+        RATE_LIMIT="2/minute",
+        RATE_LIMIT_KEY_PREFIX=f"compat-{uuid.uuid4().hex}",
+        WEB_CONCURRENCY="1",
     )
     with run_gateway(env) as gw:
         yield gw
@@ -82,7 +85,9 @@ def test_invalid_openai_bodies_are_400s_and_nothing_goes_upstream(
     gateway: Gateway, emu: Emulator, body: bytes
 ) -> None:
     with gateway.client() as client:
-        response = client.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+        response = client.post(
+            "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
     error = assert_openai_error(response, 400)
     assert error["type"] == "invalid_request_error"
     assert emu.requests() == []
@@ -95,7 +100,13 @@ def test_invalid_openai_bodies_are_400s_and_nothing_goes_upstream(
         json.dumps({"model": CLAUDE_MODEL, "messages": [USER]}).encode(),  # no max_tokens
         json.dumps({"model": CLAUDE_MODEL, "max_tokens": "5", "messages": [USER]}).encode(),
         json.dumps({"model": OPENAI_MODEL, "max_tokens": 5, "messages": [USER], "stream": 1}).encode(),
-        json.dumps({"model": OPENAI_MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image"}]}]}).encode(),
+        json.dumps(
+            {
+                "model": OPENAI_MODEL,
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": [{"type": "image"}]}],
+            }
+        ).encode(),
     ],
 )
 def test_invalid_anthropic_bodies_are_400s_and_nothing_goes_upstream(
@@ -111,8 +122,22 @@ def test_validation_errors_never_echo_the_input(gateway: Gateway, emu: Emulator)
     secret = "canary-in-a-bad-body-93af"
     with gateway.client() as client:
         for path, body in (
-            ("/v1/chat/completions", {"model": OPENAI_MODEL, "messages": [{"role": "user", "content": 5, "x": secret}], "stream": secret}),
-            ("/v1/messages", {"model": CLAUDE_MODEL, "max_tokens": secret, "messages": [{"role": "user", "content": secret}]}),
+            (
+                "/v1/chat/completions",
+                {
+                    "model": OPENAI_MODEL,
+                    "messages": [{"role": "user", "content": 5, "x": secret}],
+                    "stream": secret,
+                },
+            ),
+            (
+                "/v1/messages",
+                {
+                    "model": CLAUDE_MODEL,
+                    "max_tokens": secret,
+                    "messages": [{"role": "user", "content": secret}],
+                },
+            ),
         ):
             response = client.post(path, json=body)
             assert 400 <= response.status_code < 500 and secret not in response.text
@@ -139,7 +164,9 @@ def test_an_oversized_body_is_a_413_in_the_format_of_the_path(emulator: Emulator
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_upstream_auth_failure_is_a_502_not_the_clients_401(gateway: Gateway, emu: Emulator, model: str) -> None:
+def test_upstream_auth_failure_is_a_502_not_the_clients_401(
+    gateway: Gateway, emu: Emulator, model: str
+) -> None:
     emu.fail({"status": 401})
     with pytest.raises(openai.InternalServerError) as caught:
         openai_client(gateway).chat.completions.create(model=model, messages=[USER])
@@ -160,11 +187,15 @@ def test_upstream_rate_limits_after_retries_are_429s(gateway: Gateway, emu: Emul
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_mid_stream_failure_is_an_openai_error_chunk_then_the_end(gateway: Gateway, emu: Emulator, model: str) -> None:
+def test_mid_stream_failure_is_an_openai_error_chunk_then_the_end(
+    gateway: Gateway, emu: Emulator, model: str
+) -> None:
     emu.configure(text="alpha beta gamma delta", chunks=4)
     emu.fail({"fail_after_chunks": 2, "message": "secret upstream detail"})
     with gateway.client() as client:
-        response = client.post("/v1/chat/completions", json={"model": model, "messages": [USER], "stream": True})
+        response = client.post(
+            "/v1/chat/completions", json={"model": model, "messages": [USER], "stream": True}
+        )
     data = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
     assert "[DONE]" not in data
     last = json.loads(data[-1])
@@ -191,7 +222,10 @@ def test_mid_stream_failure_is_an_anthropic_error_event(gateway: Gateway, emu: E
     assert "message_stop" not in response.text and "secret upstream detail" not in response.text
     emu.configure(text="alpha beta gamma delta", chunks=4)
     emu.fail({"fail_after_chunks": 2})
-    with pytest.raises(anthropic.APIStatusError):
-        with anthropic_client(gateway).messages.stream(model=model, max_tokens=50, messages=[USER]) as stream:
-            for _ in stream.text_stream:
-                pass
+    client = anthropic_client(gateway)
+    with (
+        pytest.raises(anthropic.APIStatusError),
+        client.messages.stream(model=model, max_tokens=50, messages=[USER]) as stream,
+    ):
+        for _ in stream.text_stream:
+            pass

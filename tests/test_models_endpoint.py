@@ -36,7 +36,9 @@ def test_anthropic_sdk_gets_anthropics_shape_and_pages(gateway: Gateway, emu: Em
 
 def test_claude_code_discovery_sees_claude_models(gateway: Gateway) -> None:
     with gateway.client() as client:
-        body = client.get("/v1/models", params={"limit": 1000}, headers={"anthropic-version": "2023-06-01"}).json()
+        body = client.get(
+            "/v1/models", params={"limit": 1000}, headers={"anthropic-version": "2023-06-01"}
+        ).json()
     claude = [m["id"] for m in body["data"] if "claude" in m["id"] or "anthropic" in m["id"]]
     assert "claude-opus-4-5" in claude and body["has_more"] is False
 
@@ -58,7 +60,9 @@ def test_models_need_a_key(gateway: Gateway) -> None:
 
 @pytest.fixture(scope="module")
 def openai_only(emulator: Emulator) -> Iterator[Gateway]:
-    env = gateway_env(emulator, ANTHROPIC_API_KEY="", MODELS="gpt-4o,claude-opus-4-5,my-model", WEB_CONCURRENCY="1")
+    env = gateway_env(
+        emulator, ANTHROPIC_API_KEY="", MODELS="gpt-4o,claude-opus-4-5,my-model", WEB_CONCURRENCY="1"
+    )
     with run_gateway(env) as gw:
         yield gw
 

@@ -39,7 +39,9 @@ def test_create_answers_a_chat_completion(gateway: Gateway, emu: Emulator, model
     assert choice.finish_reason == "stop"
     assert completion.usage is not None
     assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
-    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    assert (
+        completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
     assert len(upstream(emu)) == 1
 
 
@@ -107,7 +109,9 @@ def test_tool_loop(gateway: Gateway, emu: Emulator, model: str) -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_streamed_tool_calls_reassemble_in_the_sdk_helper(gateway: Gateway, emu: Emulator, model: str) -> None:
+def test_streamed_tool_calls_reassemble_in_the_sdk_helper(
+    gateway: Gateway, emu: Emulator, model: str
+) -> None:
     emu.script(
         {
             "text": "Checking both.",

@@ -19,7 +19,9 @@ def post(gateway: Gateway, body: dict[str, Any]) -> httpx.Response:
         return client.post("/v1/chat/completions", json=body)
 
 
-def test_fields_the_gateway_does_not_model_reach_the_upstream_unchanged(gateway: Gateway, emu: Emulator) -> None:
+def test_fields_the_gateway_does_not_model_reach_the_upstream_unchanged(
+    gateway: Gateway, emu: Emulator
+) -> None:
     body = {
         "model": OPENAI_MODEL,
         "messages": [

@@ -11,7 +11,15 @@ import httpx
 import openai
 import pytest
 
-from tests.compat import CLAUDE_MODEL, PNG_B64, WEATHER_CALL, WEATHER_TOOL_OPENAI, only_upstream_body, openai_client, upstream
+from tests.compat import (
+    CLAUDE_MODEL,
+    PNG_B64,
+    WEATHER_CALL,
+    WEATHER_TOOL_OPENAI,
+    only_upstream_body,
+    openai_client,
+    upstream,
+)
 from tests.support import Emulator, Gateway, gateway_env, run_gateway
 
 USER = {"role": "user", "content": "What is the weather in Paris?"}
@@ -34,7 +42,11 @@ def strict_gateway(emulator: Emulator) -> Iterator[Gateway]:
 def test_request_fields_map_to_anthropic(gateway: Gateway, emu: Emulator) -> None:
     response = post(
         gateway,
-        messages=[{"role": "system", "content": "Be terse."}, {"role": "developer", "content": "No lists."}, USER],
+        messages=[
+            {"role": "system", "content": "Be terse."},
+            {"role": "developer", "content": "No lists."},
+            USER,
+        ],
         max_completion_tokens=300,
         stop=["END"],
         temperature=0.5,
@@ -46,7 +58,9 @@ def test_request_fields_map_to_anthropic(gateway: Gateway, emu: Emulator) -> Non
     )
     assert response.status_code == 200, response.text
     sent = only_upstream_body(emu)
-    system = sent["system"] if isinstance(sent["system"], str) else " ".join(b["text"] for b in sent["system"])
+    system = (
+        sent["system"] if isinstance(sent["system"], str) else " ".join(b["text"] for b in sent["system"])
+    )
     assert "Be terse." in system and "No lists." in system
     assert all(m["role"] != "system" for m in sent["messages"])
     assert sent["max_tokens"] == 300
@@ -78,7 +92,11 @@ def test_max_tokens_above_the_models_limit_is_clamped(gateway: Gateway, emu: Emu
 def test_parameters_without_an_equivalent_are_dropped_and_named(gateway: Gateway, emu: Emulator) -> None:
     response = post(gateway, seed=1, presence_penalty=0.5, logprobs=True, n=1)
     assert response.status_code == 200, response.text
-    assert set(response.headers["X-LLM-Dropped-Params"].split(",")) == {"seed", "presence_penalty", "logprobs"}
+    assert set(response.headers["X-LLM-Dropped-Params"].split(",")) == {
+        "seed",
+        "presence_penalty",
+        "logprobs",
+    }
     sent = only_upstream_body(emu)
     assert not {"seed", "presence_penalty", "logprobs", "n"} & set(sent)
 
@@ -112,8 +130,16 @@ def test_tool_turns_map_to_tool_use_and_merged_tool_results(gateway: Gateway, em
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
-                {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Lyon"}'}},
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                },
+                {
+                    "id": "call_2",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Lyon"}'},
+                },
             ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
@@ -124,7 +150,10 @@ def test_tool_turns_map_to_tool_use_and_merged_tool_results(gateway: Gateway, em
     sent = only_upstream_body(emu)["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     uses = [b for b in sent[1]["content"] if b["type"] == "tool_use"]
-    assert [(u["id"], u["input"]) for u in uses] == [("call_1", {"city": "Paris"}), ("call_2", {"city": "Lyon"})]
+    assert [(u["id"], u["input"]) for u in uses] == [
+        ("call_1", {"city": "Paris"}),
+        ("call_2", {"city": "Lyon"}),
+    ]
     results = sent[2]["content"]
     assert [r["type"] for r in results] == ["tool_result", "tool_result"]
     assert [r["tool_use_id"] for r in results] == ["call_1", "call_2"]
@@ -135,7 +164,9 @@ def test_invalid_tool_arguments_are_a_400_naming_the_field(gateway: Gateway, emu
         USER,
         {
             "role": "assistant",
-            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}}],
+            "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}}
+            ],
         },
         {"role": "tool", "tool_call_id": "c", "content": "x"},
     ]
@@ -191,7 +222,9 @@ def test_streamed_tool_calls_are_indexed_over_tool_calls(gateway: Gateway, emu: 
     assert [f["index"] for f in firsts] == [0, 1]
     assert all(f["type"] == "function" and f["function"]["name"] for f in firsts)
     assert all("name" not in f.get("function", {}) for f in fragments if "id" not in f)
-    arguments = {i: "".join(f["function"].get("arguments", "") for f in fragments if f["index"] == i) for i in (0, 1)}
+    arguments = {
+        i: "".join(f["function"].get("arguments", "") for f in fragments if f["index"] == i) for i in (0, 1)
+    }
     assert json.loads(arguments[0]) == {"city": "Paris"} and json.loads(arguments[1]) == {}
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
     assert response.text.count("[DONE]") == 1

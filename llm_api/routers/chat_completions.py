@@ -50,7 +50,7 @@ def stream_error_event(exc: GatewayError) -> bytes:
 @router.post(
     "/v1/chat/completions",
     responses={200: json_or_sse("A chat.completion, or chat.completion.chunk events"), **OPENAI_ERRORS},
-    openapi_extra=request_body(_SCHEMA, defs=_DEFS, prefix="OpenAI"),
+    openapi_extra=request_body(_SCHEMA, defs=_DEFS),
     summary="OpenAI Chat Completions, for any model (relayed to OpenAI models, translated for others)",
     response_class=Response,
 )
@@ -75,7 +75,9 @@ async def chat_completions(
 
             def encoder_for(start: MessageStart) -> StreamEncoder:
                 return openai_chat.StreamEncoder(
-                    id=start.id, model=start.model or call.request.model, created=created,
+                    id=start.id,
+                    model=start.model or call.request.model,
+                    created=created,
                     include_usage=wire.include_usage,
                 )
 

@@ -29,7 +29,7 @@ from llm_api.services.llm import WireRequest
 router = APIRouter()
 
 _SCHEMA, _DEFS = anthropic_messages.request_json_schema()
-_COUNT_SCHEMA, _COUNT_DEFS = anthropic_messages.count_tokens_json_schema()
+_COUNT_SCHEMA, _COUNT_DEFS = anthropic_messages.request_json_schema(anthropic_messages.CountTokensRequest)
 FORWARDED_HEADERS = ("anthropic-beta",)
 ESTIMATE_HEADER = "X-LLM-Token-Count"
 
@@ -105,8 +105,8 @@ async def messages(
 
 @router.post(
     "/v1/messages/count_tokens",
-    responses={200: {"description": "`{\"input_tokens\": N}`"}, **ANTHROPIC_ERRORS},
-    openapi_extra=request_body(_COUNT_SCHEMA, defs=_COUNT_DEFS, prefix="AnthropicCount"),
+    responses={200: {"description": '`{"input_tokens": N}`'}, **ANTHROPIC_ERRORS},
+    openapi_extra=request_body(_COUNT_SCHEMA, defs=_COUNT_DEFS, prefix="Anthropic"),
     summary="Count a Messages request's input tokens (Claude: Anthropic's count; others: an estimate)",
     response_class=Response,
 )

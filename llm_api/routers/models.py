@@ -42,7 +42,7 @@ def _json(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-_LIST_RESPONSE = {
+_LIST_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "OpenAI's model list, or Anthropic's page of models with `anthropic-version`",
         "content": {"application/json": {"schema": {"type": "object"}}},

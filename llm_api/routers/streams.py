@@ -40,7 +40,11 @@ async def encoded_events(
                 continue
             if encoder is None:
                 first = item.events[0]
-                start = first if isinstance(first, MessageStart) else MessageStart(id="", model=call.request.model)
+                start = (
+                    first
+                    if isinstance(first, MessageStart)
+                    else MessageStart(id="", model=call.request.model)
+                )
                 encoder = encoder_for(start)
             data = encoder.encode(item.events)
             if data:

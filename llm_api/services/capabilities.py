@@ -61,7 +61,15 @@ class _CapabilityOverride(BaseModel):
 
 # OpenAI's reasoning models take only the default sampling and no penalties or logprobs.
 _REASONING_REFUSES = frozenset(
-    {"temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias"}
+    {
+        "temperature",
+        "top_p",
+        "presence_penalty",
+        "frequency_penalty",
+        "logprobs",
+        "top_logprobs",
+        "logit_bias",
+    }
 )
 # Anthropic deprecated temperature/top_p/top_k for models released after Claude Opus 4.6.
 _NO_SAMPLING_REFUSES = frozenset({"temperature", "top_p", "top_k"})

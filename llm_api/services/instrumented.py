@@ -19,9 +19,9 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from llm_api.chat_model import ChatResult
 from llm_api.services.capabilities import CapabilityTable
 from llm_api.services.llm import ChatService, PreparedCall
-from llm_api.chat_model import ChatResult
 from llm_api.services.providers.base import Outcome, RelayedResponse, StreamItem
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryPolicy

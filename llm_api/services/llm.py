@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_api.chat_model import EMPTY, Chat, ChatResult, EventBatch, MessageStart
+from llm_api.chat_model import EMPTY, BlockStart, BlockStop, Chat, ChatResult, EventBatch, MessageStart
 from llm_api.codecs.anthropic_messages import estimate_input_tokens
 from llm_api.errors import UnsupportedParameter
 from llm_api.services.capabilities import CapabilityTable, ModelCapabilities
@@ -102,9 +102,9 @@ class TokenCount:
 
 
 def _is_content(item: StreamItem) -> bool:
-    """Past the stream's opening: from here on a failure is not retried."""
+    """Past the stream's opening (the first delta): from here on a failure is not retried."""
     if isinstance(item, EventBatch):
-        return any(not isinstance(event, MessageStart) for event in item.events)
+        return any(not isinstance(event, MessageStart | BlockStart | BlockStop) for event in item.events)
     if isinstance(item, RawFrames):
         return item.content
     return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,13 +12,14 @@ import aiohttp
 import httpx2
 import orjson
 
+from llm_api.chat_model import MessageDelta, MessageStart, StreamEvent, Usage
 from llm_api.errors import (
     UpstreamConnectionFailed,
     UpstreamError,
     UpstreamTimeout,
     upstream_error_for_status,
 )
-from llm_api.services.providers.base import Completion
+from llm_api.services.providers.base import Outcome
 
 # What reading a JSON value of an unexpected shape raises (a missing key, a list for a dict, "x" for an int).
 WRONG_SHAPE = (AttributeError, KeyError, TypeError, ValueError)
@@ -96,16 +97,6 @@ def unusable_response(provider: str) -> UpstreamError:
     return UpstreamError(f"{provider} returned a response the gateway could not use", provider=provider)
 
 
-def parse_completion(
-    response: httpx2.Response, build: Callable[[dict[str, Any]], Completion], *, provider: str
-) -> Completion:
-    """A non-streamed answer: `build` reads the provider's JSON; any other shape is an unusable response."""
-    try:
-        return build(parse_json_object(response.content, provider=provider))
-    except WRONG_SHAPE as exc:
-        raise unusable_response(provider) from exc
-
-
 def parse_json_object(data: bytes, *, provider: str) -> dict[str, Any]:
     """A JSON object from an upstream body or event; anything else is an unusable response."""
     try:
@@ -115,3 +106,27 @@ def parse_json_object(data: bytes, *, provider: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise unusable_response(provider)
     return value
+
+
+class OutcomeTracker:
+    """Follows a decoded stream's MessageStart and MessageDelta to know how it ended."""
+
+    __slots__ = ("ended", "id", "model", "stop_reason", "usage")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.model = ""
+        self.stop_reason: str | None = None
+        self.usage = Usage()
+        self.ended = False
+
+    def track(self, events: list[StreamEvent]) -> list[StreamEvent]:
+        for event in events:
+            if isinstance(event, MessageStart):
+                self.id, self.model, self.usage = event.id, event.model, event.usage
+            elif isinstance(event, MessageDelta):
+                self.stop_reason, self.usage, self.ended = event.stop_reason, event.usage, True
+        return events
+
+    def outcome(self) -> Outcome:
+        return Outcome(id=self.id, model=self.model, stop_reason=self.stop_reason, usage=self.usage)

@@ -22,6 +22,7 @@ from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_err
 from llm_api.services.capabilities import ModelCapabilities
 from llm_api.services.providers._common import (
     WRONG_SHAPE,
+    OutcomeTracker,
     SdkErrors,
     parse_json_object,
     translate_sdk_error,
@@ -42,8 +43,8 @@ NAME = "anthropic"
 MESSAGES = "/v1/messages"
 COUNT_TOKENS = "/v1/messages/count_tokens"
 T = TypeVar("T")
-# Events before the answer's first block: an error after them can still be retried.
-OPENING_EVENTS = frozenset({"message_start", "ping", ""})
+# Events before the answer's first delta: an error after them can still be retried.
+OPENING_EVENTS = frozenset({"message_start", "ping", "content_block_start", ""})
 
 SDK_ERRORS = SdkErrors(anthropic.APIConnectionError, anthropic.APIStatusError)
 
@@ -109,9 +110,10 @@ class AnthropicProvider:
     async def complete(self, request: ProviderRequest) -> ChatResult:
         response = await self._post(request, request.body)
         message = parse_json_object(response.content, provider=NAME)
-        return _decode(
+        result: ChatResult = _decode(
             anthropic_messages.decode_response, message, unwrap_forced_json=request.unwrap_json_tool
         )
+        return result
 
     async def relay(self, request: ProviderRequest) -> RelayedResponse:
         response = await self._post(request, request.body)
@@ -130,6 +132,7 @@ class AnthropicProvider:
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[EventBatch | Outcome, None]:
         response = await self._post(request, request.body)
         decoder = anthropic_messages.StreamDecoder(unwrap_forced_json=request.unwrap_json_tool)
+        tracker = OutcomeTracker()
         finished = False
 
         def events_of(raw: UpstreamEvent) -> list[StreamEvent]:
@@ -143,19 +146,14 @@ class AnthropicProvider:
             if kind == "message_stop":
                 finished = True
                 raise EndOfStream
-            return _decode(decoder.feed, kind, event)
+            return tracker.track(_decode(decoder.feed, kind, event))
 
         async with aclosing(relay_item_batches(response, events_of, translate_error)) as batches:
             async for events in batches:
                 yield EventBatch(tuple(events))
-        if not finished:
+        if not finished or not tracker.ended:
             raise UpstreamConnectionFailed(f"{NAME} ended the stream early", provider=NAME)
-        yield Outcome(
-            id=decoder.id or "",
-            model=decoder.model or "",
-            stop_reason=decoder.stop_reason,
-            usage=decoder.usage,
-        )
+        yield tracker.outcome()
 
     async def relay_stream(self, request: ProviderRequest) -> AsyncGenerator[RawFrames | Outcome, None]:
         response = await self._post(request, request.body)

@@ -16,7 +16,7 @@ import httpx2
 import openai
 from openai._types import RequestOptions
 
-from llm_api.chat_model import Chat, ChatResult, EventBatch, StreamEvent
+from llm_api.chat_model import Chat, ChatResult, EventBatch, StreamEvent, Usage
 from llm_api.codecs import openai_chat
 from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_error_for_status
 from llm_api.services.capabilities import ModelCapabilities
@@ -112,7 +112,7 @@ class OpenAIProvider:
         response = await self._post(request, request.body)
         content = response.content
         answer = parse_json_object(content, provider=NAME)
-        usage = _decode(openai_chat.usage_of, answer)
+        usage: Usage = _decode(openai_chat.usage_of, answer)
         choices = answer.get("choices") or ()
         finish = choices[0].get("finish_reason") if choices and isinstance(choices[0], dict) else None
         outcome = Outcome(
@@ -147,7 +147,10 @@ class OpenAIProvider:
         if tail:
             yield EventBatch(tuple(tail))
         yield Outcome(
-            id=decoder.id, model=decoder.model, stop_reason=decoder.stop_reason, usage=decoder.usage
+            id=decoder.id,
+            model=decoder.model,
+            stop_reason=decoder.stop_reason,
+            usage=decoder.usage or Usage(),
         )
 
     async def relay_stream(self, request: ProviderRequest) -> AsyncGenerator[RawFrames | Outcome, None]:
@@ -174,7 +177,10 @@ class OpenAIProvider:
             raise UpstreamConnectionFailed(f"{NAME} ended the stream early", provider=NAME)
         yield RawFrames(DONE_FRAME)
         yield Outcome(
-            id=observer.id or "", model=observer.model or "", stop_reason=observer.stop_reason, usage=observer.usage
+            id=observer.id or "",
+            model=observer.model or "",
+            stop_reason=observer.stop_reason,
+            usage=observer.usage or Usage(),
         )
 
     async def count_tokens(self, request: ProviderRequest) -> int | None:
