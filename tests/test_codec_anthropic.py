@@ -74,76 +74,74 @@ def test_unknown_fields_and_block_types_pass_validation() -> None:
     assert validate(data) == data
 
 
-@pytest.mark.parametrize(
-    ("case", "data", "loc"),
-    [
-        ("max_tokens missing", {"model": "m", "messages": [USER]}, "max_tokens"),
-        ("max_tokens a string", body(max_tokens="5"), "max_tokens"),
-        ("max_tokens negative", body(max_tokens=-1), "max_tokens"),
-        ("stream 0", body(stream=0), "stream"),
-        ("temperature a string", body(temperature="0.5"), "temperature"),
-        ("temperature above 1", body(temperature=1.5), "temperature"),
-        ("messages empty", body(messages=[]), "messages"),
-        ("model missing", {"max_tokens": 5, "messages": [USER]}, "model"),
-        ("role tool", body(messages=[{"role": "tool", "content": CANARY}]), "messages.0.role"),
-        ("content empty", body(messages=[{"role": "user", "content": ""}]), "messages.0.content"),
-        ("content a number", body(messages=[{"role": "user", "content": 42}]), "messages.0.content"),
-        (
-            "text block without text",
-            body(messages=[{"role": "user", "content": [{"type": "text"}]}]),
-            "messages.0.content.0.text",
+INVALID: list[tuple[str, Any, str]] = [
+    ("max_tokens missing", {"model": "m", "messages": [USER]}, "max_tokens"),
+    ("max_tokens a string", body(max_tokens="5"), "max_tokens"),
+    ("max_tokens negative", body(max_tokens=-1), "max_tokens"),
+    ("stream 0", body(stream=0), "stream"),
+    ("temperature a string", body(temperature="0.5"), "temperature"),
+    ("temperature above 1", body(temperature=1.5), "temperature"),
+    ("messages empty", body(messages=[]), "messages"),
+    ("model missing", {"max_tokens": 5, "messages": [USER]}, "model"),
+    ("role tool", body(messages=[{"role": "tool", "content": CANARY}]), "messages.0.role"),
+    ("content empty", body(messages=[{"role": "user", "content": ""}]), "messages.0.content"),
+    ("content a number", body(messages=[{"role": "user", "content": 42}]), "messages.0.content"),
+    (
+        "text block without text",
+        body(messages=[{"role": "user", "content": [{"type": "text"}]}]),
+        "messages.0.content.0.text",
+    ),
+    (
+        "image media type",
+        body(
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "image",
+                            "source": {"type": "base64", "media_type": "image/bmp", "data": "x"},
+                        }
+                    ],
+                }
+            ]
         ),
-        (
-            "image media type",
-            body(
-                messages=[
-                    {
-                        "role": "user",
-                        "content": [
-                            {
-                                "type": "image",
-                                "source": {"type": "base64", "media_type": "image/bmp", "data": "x"},
-                            }
-                        ],
-                    }
-                ]
-            ),
-            "messages.0.content.0.source.media_type",
+        "messages.0.content.0.source.media_type",
+    ),
+    (
+        "tool_use without id",
+        body(messages=[{"role": "assistant", "content": [{"type": "tool_use", "name": "x", "input": {}}]}]),
+        "messages.0.content.0.id",
+    ),
+    (
+        "system message with an image",
+        body(
+            messages=[
+                {"role": "system", "content": [{"type": "image", "source": {"type": "url", "url": "u"}}]}
+            ]
         ),
-        (
-            "tool_use without id",
-            body(
-                messages=[{"role": "assistant", "content": [{"type": "tool_use", "name": "x", "input": {}}]}]
-            ),
-            "messages.0.content.0.id",
-        ),
-        (
-            "system message with an image",
-            body(
-                messages=[
-                    {"role": "system", "content": [{"type": "image", "source": {"type": "url", "url": "u"}}]}
-                ]
-            ),
-            "messages.0.content.0.type",
-        ),
-        ("custom tool without schema", body(tools=[{"name": "x"}]), "tools.0.input_schema"),
-        (
-            "tool schema not an object",
-            body(tools=[{"name": "x", "input_schema": {"type": "array"}}]),
-            "tools.0.input_schema.type",
-        ),
-        ("tool_choice unknown", body(tool_choice={"type": CANARY}), "tool_choice.type"),
-        ("tool_choice a string", body(tool_choice="auto"), "tool_choice.type"),
-        ("thinking without budget", body(thinking={"type": "enabled"}), "thinking.budget_tokens"),
-        (
-            "thinking budget too small",
-            body(thinking={"type": "enabled", "budget_tokens": 10}),
-            "thinking.budget_tokens",
-        ),
-        ("stop_sequences a string", body(stop_sequences=CANARY), "stop_sequences"),
-        ("metadata user_id a number", body(metadata={"user_id": 5}), "metadata.user_id"),
-    ],
-)
+        "messages.0.content.0.type",
+    ),
+    ("custom tool without schema", body(tools=[{"name": "x"}]), "tools.0.input_schema"),
+    (
+        "tool schema not an object",
+        body(tools=[{"name": "x", "input_schema": {"type": "array"}}]),
+        "tools.0.input_schema.type",
+    ),
+    ("tool_choice unknown", body(tool_choice={"type": CANARY}), "tool_choice.type"),
+    ("tool_choice a string", body(tool_choice="auto"), "tool_choice.type"),
+    ("thinking without budget", body(thinking={"type": "enabled"}), "thinking.budget_tokens"),
+    (
+        "thinking budget too small",
+        body(thinking={"type": "enabled", "budget_tokens": 10}),
+        "thinking.budget_tokens",
+    ),
+    ("stop_sequences a string", body(stop_sequences=CANARY), "stop_sequences"),
+    ("metadata user_id a number", body(metadata={"user_id": 5}), "metadata.user_id"),
+]
+
+
+@pytest.mark.parametrize(("case", "data", "loc"), INVALID, ids=[case for case, _, _ in INVALID])
 def test_invalid_bodies_name_the_field_and_never_echo_the_value(case: str, data: Any, loc: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         validate(data)
@@ -173,8 +171,31 @@ def test_the_json_schema_refs_resolve_in_components() -> None:
         document = json.dumps([schema, defs])
         refs = {part.split('"')[0] for part in document.split('"$ref": "#/components/schemas/')[1:]}
         assert refs and refs <= set(defs), refs - set(defs)
-        assert "$defs" not in document
+        assert "$defs" not in document and all(name.startswith("Anthropic") for name in defs)
     assert "max_tokens" in codec.request_json_schema()[0]["required"]
+
+
+def _schema_validator() -> Any:
+    import jsonschema
+
+    schema, defs = codec.request_json_schema(ref_prefix="#/components/schemas/")
+    document = {**schema, "components": {"schemas": defs}}
+    return jsonschema.Draft202012Validator(document)
+
+
+def test_the_json_schema_says_what_validation_does() -> None:
+    """A body the schema accepts is accepted, and the invalid bodies above break the schema too."""
+    validator = _schema_validator()
+    good = [
+        load("claude_code_request.input.json"),
+        body(),
+        body(tools=[{"type": "bash_20250124", "name": "bash"}]),
+    ]
+    for data in good:
+        assert not list(validator.iter_errors(data))
+        validate(data)
+    for _, data, _ in INVALID:
+        assert list(validator.iter_errors(data)), data
 
 
 # ---------------------------------------------------------------- decode_request

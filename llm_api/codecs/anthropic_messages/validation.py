@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from llm_api.codecs.anthropic_messages.wire import CountTokensRequest, MessagesRequest
 from llm_api.errors import InvalidRequest
@@ -61,14 +61,35 @@ def validation_details(exc: ValidationError) -> list[dict[str, object]]:
     return details
 
 
+_LOCAL = "#/$defs/"
+
+
 def request_json_schema(
-    model: type[BaseModel] = MessagesRequest, *, ref_prefix: str = "#/components/schemas/"
+    request_type: Any = MessagesRequest,
+    *,
+    ref_prefix: str = "#/components/schemas/",
+    name_prefix: str = "Anthropic",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The request body's JSON schema and its definitions, with `$ref`s pointing at `ref_prefix`.
 
-    Put the definitions into the OpenAPI document's `components.schemas`; `model` may be
-    `CountTokensRequest` as well.
+    Put the definitions into the OpenAPI document's `components.schemas`; each is named with
+    `name_prefix` (`AnthropicTextBlock`) so that they cannot collide with another format's. The body is
+    `MessagesRequest` or `CountTokensRequest`.
     """
-    schema = model.model_json_schema(ref_template=ref_prefix + "{model}")
+    schema = TypeAdapter(request_type).json_schema(ref_template=_LOCAL + "{model}")
     defs = schema.pop("$defs", {})
-    return schema, defs
+
+    def moved(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: ref_prefix + name_prefix + value.removeprefix(_LOCAL)
+                if key == "$ref" and isinstance(value, str) and value.startswith(_LOCAL)
+                else moved(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [moved(item) for item in node]
+        return node
+
+    renamed = {name_prefix + name: moved(definition) for name, definition in defs.items()}
+    return moved(schema), renamed

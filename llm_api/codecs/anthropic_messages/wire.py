@@ -1,31 +1,36 @@
-"""Pydantic models of the Messages API request, for validation and the OpenAPI document only.
+"""The Messages API request as typed dicts, for validation and the OpenAPI document only.
 
-The gateway validates a body with these models and then works on the parsed JSON itself, so a field the
-models do not know (`cache_control`, `citations`, `context_management`, `container`, ...) survives the
-trip unchanged: every model allows extra fields. Values are strict (`"stream": 0` and `"max_tokens": "5"`
+The gateway validates a body against these types and then works on the parsed JSON itself, so a field
+the types do not know (`cache_control`, `citations`, `context_management`, `container`, ...) survives the
+trip unchanged: every type allows extra fields. Values are strict (`"stream": 0` and `"max_tokens": "5"`
 are refused, as the real API refuses them). Block and source unions are tagged by their `type`; a type the
 gateway does not model (`document`, `server_tool_use`, ...) validates as an `OtherBlock`, so new vendor
 block types pass through to Claude models without a gateway release.
 
-Tags are spelled `@name` so that `validation.validation_details` can drop them from error locations.
+TypedDicts rather than models: validating one builds no objects, about four times faster on the long
+bodies Claude Code sends. Tags are spelled `@name` so that `validation.validation_details` can drop them
+from error locations.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, field_validator
+from pydantic import AfterValidator, ConfigDict, Discriminator, Field, JsonValue, Tag, with_config
+from typing_extensions import TypedDict
 
 _CONFIG = ConfigDict(extra="allow", strict=True)
 MAX_NAME = 256
 Json = dict[str, Any]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+NonEmpty = Annotated[str, Field(min_length=1)]
 
 
 def _by(key: str, known: frozenset[str], *, fallback: bool = False) -> Discriminator:
     """Tag a union by `key`: `@<value>` for a known value; else `@other` (with a fallback) or invalid."""
 
     def discriminate(value: Any) -> str:
-        tag = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+        tag = value.get(key) if isinstance(value, dict) else None
         if tag in known:
             return f"@{tag}"
         return "@other" if fallback else "@invalid"
@@ -38,57 +43,59 @@ def _text_or_list(value: Any) -> str:
     return "@text" if isinstance(value, str) else "@blocks"
 
 
-class _Wire(BaseModel):
-    model_config = _CONFIG
+def _refuse(known: frozenset[str]) -> AfterValidator:
+    def refuse_known(value: str) -> str:
+        if value in known:
+            raise ValueError("this type is not allowed here")
+        return value
+
+    return AfterValidator(refuse_known)
 
 
-def _other_type(known: frozenset[str]) -> Any:
-    """The `type` of a fallback model: any string but the known ones (in the schema as well)."""
+def _excluding(known: frozenset[str]) -> Any:
     excluded: list[JsonValue] = list(sorted(known))
     return Field(json_schema_extra={"not": {"enum": excluded}})
-
-
-def _refuse_known(value: str, known: frozenset[str]) -> str:
-    if value in known:
-        raise ValueError("this type is not allowed here")
-    return value
 
 
 _BLOCKS = frozenset({"text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking"})
 _SOURCES = frozenset({"base64", "url"})
 _RESULT_PARTS = frozenset({"text", "image"})
+_CUSTOM = frozenset({"custom"})
+# The `type` of a fallback: any string but the known ones, in the schema as in validation.
+_OtherBlockType = Annotated[str, _refuse(_BLOCKS), _excluding(_BLOCKS)]
+_OtherSourceType = Annotated[str, _refuse(_SOURCES), _excluding(_SOURCES)]
+_ServerToolType = Annotated[str, _refuse(_CUSTOM), _excluding(_CUSTOM)]
 
 
 # ---------------------------------------------------------------- content blocks
 
 
-class TextBlock(_Wire):
+@with_config(_CONFIG)
+class TextBlock(TypedDict):
     type: Literal["text"]
     text: str
-    cache_control: Json | None = None
-    citations: list[Json] | None = None
+    cache_control: NotRequired[Json | None]
+    citations: NotRequired[list[Json] | None]
 
 
-class Base64Source(_Wire):
+@with_config(_CONFIG)
+class Base64Source(TypedDict):
     type: Literal["base64"]
     media_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
-    data: str = Field(min_length=1)
+    data: NonEmpty
 
 
-class UrlSource(_Wire):
+@with_config(_CONFIG)
+class UrlSource(TypedDict):
     type: Literal["url"]
-    url: str = Field(min_length=1)
+    url: NonEmpty
 
 
-class OtherSource(_Wire):
+@with_config(_CONFIG)
+class OtherSource(TypedDict):
     """A source the gateway does not model (`file`, ...): passed through to Claude models as is."""
 
-    type: str = _other_type(_SOURCES)
-
-    @field_validator("type")
-    @classmethod
-    def _unknown(cls, value: str) -> str:
-        return _refuse_known(value, _SOURCES)
+    type: _OtherSourceType
 
 
 ImageSource = Annotated[
@@ -99,29 +106,27 @@ ImageSource = Annotated[
 ]
 
 
-class ImageBlock(_Wire):
+@with_config(_CONFIG)
+class ImageBlock(TypedDict):
     type: Literal["image"]
     source: ImageSource
-    cache_control: Json | None = None
+    cache_control: NotRequired[Json | None]
 
 
-class ToolUseBlock(_Wire):
+@with_config(_CONFIG)
+class ToolUseBlock(TypedDict):
     type: Literal["tool_use"]
-    id: str = Field(min_length=1)
-    name: str = Field(min_length=1, max_length=MAX_NAME)
+    id: NonEmpty
+    name: Name
     input: Json
-    cache_control: Json | None = None
+    cache_control: NotRequired[Json | None]
 
 
-class OtherBlock(_Wire):
+@with_config(_CONFIG)
+class OtherBlock(TypedDict):
     """A block type the gateway does not model (`document`, `search_result`, server tool blocks...)."""
 
-    type: str = _other_type(_BLOCKS)
-
-    @field_validator("type")
-    @classmethod
-    def _unknown(cls, value: str) -> str:
-        return _refuse_known(value, _BLOCKS)
+    type: _OtherBlockType
 
 
 ToolResultPart = Annotated[
@@ -130,29 +135,30 @@ ToolResultPart = Annotated[
     | Annotated[OtherBlock, Tag("@other")],
     _by("type", _RESULT_PARTS, fallback=True),
 ]
+ToolResultContent = Annotated[
+    Annotated[str, Tag("@text")] | Annotated[list[ToolResultPart], Tag("@blocks")],
+    Discriminator(_text_or_list),
+]
 
 
-class ToolResultBlock(_Wire):
+@with_config(_CONFIG)
+class ToolResultBlock(TypedDict):
     type: Literal["tool_result"]
-    tool_use_id: str = Field(min_length=1)
-    content: (
-        Annotated[
-            Annotated[str, Tag("@text")] | Annotated[list[ToolResultPart], Tag("@blocks")],
-            Discriminator(_text_or_list),
-        ]
-        | None
-    ) = None
-    is_error: bool | None = None
-    cache_control: Json | None = None
+    tool_use_id: NonEmpty
+    content: NotRequired[ToolResultContent | None]
+    is_error: NotRequired[bool | None]
+    cache_control: NotRequired[Json | None]
 
 
-class ThinkingBlock(_Wire):
+@with_config(_CONFIG)
+class ThinkingBlock(TypedDict):
     type: Literal["thinking"]
     thinking: str
     signature: str
 
 
-class RedactedThinkingBlock(_Wire):
+@with_config(_CONFIG)
+class RedactedThinkingBlock(TypedDict):
     type: Literal["redacted_thinking"]
     data: str
 
@@ -169,22 +175,23 @@ ContentBlock = Annotated[
 ]
 
 
-class ChatMessage(_Wire):
+@with_config(_CONFIG)
+class ChatMessage(TypedDict):
     role: Literal["user", "assistant"]
     content: Annotated[
-        Annotated[str, Field(min_length=1), Tag("@text")]
+        Annotated[NonEmpty, Tag("@text")]
         | Annotated[list[ContentBlock], Field(min_length=1), Tag("@blocks")],
         Discriminator(_text_or_list),
     ]
 
 
-class SystemMessage(_Wire):
+@with_config(_CONFIG)
+class SystemMessage(TypedDict):
     """A mid-conversation system message (Claude Code sends them to non-Claude models): text only."""
 
     role: Literal["system"]
     content: Annotated[
-        Annotated[str, Field(min_length=1), Tag("@text")]
-        | Annotated[list[TextBlock], Field(min_length=1), Tag("@blocks")],
+        Annotated[NonEmpty, Tag("@text")] | Annotated[list[TextBlock], Field(min_length=1), Tag("@blocks")],
         Discriminator(_text_or_list),
     ]
 
@@ -200,34 +207,32 @@ Message = Annotated[
 # ---------------------------------------------------------------- tools and options
 
 
-class InputSchema(_Wire):
+@with_config(_CONFIG)
+class InputSchema(TypedDict):
     type: Literal["object"]
 
 
-class CustomTool(_Wire):
+@with_config(_CONFIG)
+class CustomTool(TypedDict):
     """A client tool: the model calls it with an `input` matching `input_schema`."""
 
-    type: Literal["custom"] | None = None
-    name: str = Field(min_length=1, max_length=MAX_NAME)
-    description: str | None = None
+    type: NotRequired[Literal["custom"] | None]
+    name: Name
+    description: NotRequired[str | None]
     input_schema: InputSchema
-    cache_control: Json | None = None
+    cache_control: NotRequired[Json | None]
 
 
-class ServerTool(_Wire):
+@with_config(_CONFIG)
+class ServerTool(TypedDict):
     """A tool Anthropic defines (`web_search_20250305`, `bash_20250124`...): passed through to Claude."""
 
-    type: str = _other_type(frozenset({"custom"}))
-    name: str = Field(min_length=1, max_length=MAX_NAME)
-
-    @field_validator("type")
-    @classmethod
-    def _not_custom(cls, value: str) -> str:
-        return _refuse_known(value, frozenset({"custom"}))
+    type: _ServerToolType
+    name: Name
 
 
 def _tool_kind(value: Any) -> str:
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    kind = value.get("type") if isinstance(value, dict) else None
     return "@custom" if kind in (None, "custom") else "@server"
 
 
@@ -237,23 +242,27 @@ Tool = Annotated[
 ]
 
 
-class ToolChoiceAuto(_Wire):
+@with_config(_CONFIG)
+class ToolChoiceAuto(TypedDict):
     type: Literal["auto"]
-    disable_parallel_tool_use: bool | None = None
+    disable_parallel_tool_use: NotRequired[bool | None]
 
 
-class ToolChoiceAny(_Wire):
+@with_config(_CONFIG)
+class ToolChoiceAny(TypedDict):
     type: Literal["any"]
-    disable_parallel_tool_use: bool | None = None
+    disable_parallel_tool_use: NotRequired[bool | None]
 
 
-class ToolChoiceTool(_Wire):
+@with_config(_CONFIG)
+class ToolChoiceTool(TypedDict):
     type: Literal["tool"]
-    name: str = Field(min_length=1, max_length=MAX_NAME)
-    disable_parallel_tool_use: bool | None = None
+    name: Name
+    disable_parallel_tool_use: NotRequired[bool | None]
 
 
-class ToolChoiceNone(_Wire):
+@with_config(_CONFIG)
+class ToolChoiceNone(TypedDict):
     type: Literal["none"]
 
 
@@ -266,22 +275,26 @@ ToolChoice = Annotated[
 ]
 
 
-class ThinkingEnabled(_Wire):
+@with_config(_CONFIG)
+class ThinkingEnabled(TypedDict):
     type: Literal["enabled"]
-    budget_tokens: int = Field(ge=1024)
-    display: str | None = None
+    budget_tokens: Annotated[int, Field(ge=1024)]
+    display: NotRequired[str | None]
 
 
-class ThinkingAdaptive(_Wire):
+@with_config(_CONFIG)
+class ThinkingAdaptive(TypedDict):
     type: Literal["adaptive"]
-    display: str | None = None
+    display: NotRequired[str | None]
 
 
-class ThinkingDisabled(_Wire):
+@with_config(_CONFIG)
+class ThinkingDisabled(TypedDict):
     type: Literal["disabled"]
 
 
-class ThinkingBetweenTools(_Wire):
+@with_config(_CONFIG)
+class ThinkingBetweenTools(TypedDict):
     type: Literal["between_tools"]
 
 
@@ -294,49 +307,54 @@ ThinkingConfig = Annotated[
 ]
 
 
-class JsonOutputFormat(_Wire):
+@with_config(_CONFIG)
+class JsonOutputFormat(TypedDict):
     type: Literal["json_schema"]
-    schema_: Json = Field(alias="schema")
+    schema: Json
 
 
-class OutputConfig(_Wire):
+@with_config(_CONFIG)
+class OutputConfig(TypedDict):
     # A string, not an enumeration: a new effort level must reach Claude models without a gateway release.
-    effort: str | None = None
-    format: JsonOutputFormat | None = None
+    effort: NotRequired[str | None]
+    format: NotRequired[JsonOutputFormat | None]
 
 
-class Metadata(_Wire):
-    user_id: str | None = None
+@with_config(_CONFIG)
+class Metadata(TypedDict):
+    user_id: NotRequired[str | None]
+
+
+SystemPrompt = Annotated[
+    Annotated[str, Tag("@text")] | Annotated[list[TextBlock], Tag("@blocks")],
+    Discriminator(_text_or_list),
+]
 
 
 # ---------------------------------------------------------------- requests
 
 
-class CountTokensRequest(_Wire):
+@with_config(_CONFIG)
+class CountTokensRequest(TypedDict):
     """`POST /v1/messages/count_tokens`: a Messages request without `max_tokens` and sampling."""
 
-    model: str = Field(min_length=1, max_length=MAX_NAME)
-    messages: list[Message] = Field(min_length=1)
-    system: (
-        Annotated[
-            Annotated[str, Tag("@text")] | Annotated[list[TextBlock], Tag("@blocks")],
-            Discriminator(_text_or_list),
-        ]
-        | None
-    ) = None
-    tools: list[Tool] | None = None
-    tool_choice: ToolChoice | None = None
-    thinking: ThinkingConfig | None = None
-    output_config: OutputConfig | None = None
+    model: Name
+    messages: Annotated[list[Message], Field(min_length=1)]
+    system: NotRequired[SystemPrompt | None]
+    tools: NotRequired[list[Tool] | None]
+    tool_choice: NotRequired[ToolChoice | None]
+    thinking: NotRequired[ThinkingConfig | None]
+    output_config: NotRequired[OutputConfig | None]
 
 
+@with_config(_CONFIG)
 class MessagesRequest(CountTokensRequest):
     """`POST /v1/messages`."""
 
-    max_tokens: int = Field(ge=0)
-    stop_sequences: list[str] | None = None
-    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=0)
-    stream: bool | None = None
-    metadata: Metadata | None = None
+    max_tokens: Annotated[int, Field(ge=0)]
+    stop_sequences: NotRequired[list[str] | None]
+    temperature: NotRequired[Annotated[float, Field(ge=0.0, le=1.0)] | None]
+    top_p: NotRequired[Annotated[float, Field(ge=0.0, le=1.0)] | None]
+    top_k: NotRequired[Annotated[int, Field(ge=0)] | None]
+    stream: NotRequired[bool | None]
+    metadata: NotRequired[Metadata | None]
