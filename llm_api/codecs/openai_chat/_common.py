@@ -60,20 +60,26 @@ def usage_from(usage: Mapping[str, Any] | None) -> Usage:
     prompt = int(usage.get("prompt_tokens") or 0)
     details = usage.get("prompt_tokens_details") or {}
     cached = int(details.get("cached_tokens") or 0)
+    written = int(details.get("cache_write_tokens") or 0)
     return Usage(
-        input_tokens=max(prompt - cached, 0),
+        input_tokens=max(prompt - cached - written, 0),
         output_tokens=int(usage.get("completion_tokens") or 0),
         cache_read_tokens=cached,
+        cache_write_tokens=written,
     )
 
 
 def usage_to(usage: Usage) -> dict[str, Any]:
+    """`prompt_tokens` counts every input token, cached or written to the cache (Anthropic's too)."""
     prompt = usage.prompt_tokens
+    details: dict[str, int] = {"cached_tokens": usage.cache_read_tokens}
+    if usage.cache_write_tokens:
+        details["cache_write_tokens"] = usage.cache_write_tokens
     return {
         "prompt_tokens": prompt,
         "completion_tokens": usage.output_tokens,
         "total_tokens": prompt + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+        "prompt_tokens_details": details,
     }
 
 
