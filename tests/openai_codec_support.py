@@ -66,11 +66,17 @@ def sdk_chunks(sse: bytes) -> list[ChatCompletionChunk]:
 
 
 def sdk_accumulate(sse: bytes) -> ChatCompletion:
-    """What the SDK's own accumulator (behind `chat.completions.stream()`) makes of a stream."""
+    """What the SDK's own accumulator (behind `chat.completions.stream()`) makes of a stream.
+
+    Its snapshot: `get_final_completion()` raises on a `length` or `content_filter` finish, by design.
+    """
     state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
     for chunk in sdk_chunks(sse):
         state.handle_chunk(chunk)
-    return state.get_final_completion()
+    final = state.current_completion_snapshot
+    if final.choices[0].finish_reason not in ("length", "content_filter"):
+        state.get_final_completion()  # the parse the helper does at the end must succeed too
+    return final
 
 
 def frames(sse: bytes) -> list[Any]:

@@ -48,9 +48,17 @@ def stop_reason_of(finish_reason: Any, *, tool_calls: bool = False) -> StopReaso
 
 
 def finish_reason_of(stop_reason: str | None, *, tool_calls: bool = False) -> FinishReason:
-    """Neutral → always one of OpenAI's values; tool calls make it `tool_calls` unless cut by `length`."""
+    """Neutral → always one of OpenAI's values.
+
+    `tool_calls` exactly when tool calls were sent, unless cut by `length` (their arguments may be
+    incomplete, which the client must know); clients' tool loops key on it.
+    """
     reason = FINISH_OF_STOP_REASON.get(stop_reason or "", "stop")
-    return "tool_calls" if tool_calls and reason != "length" else reason
+    if reason == "length":
+        return reason
+    if tool_calls:
+        return "tool_calls"
+    return "stop" if reason == "tool_calls" else reason
 
 
 def usage_from(usage: Mapping[str, Any] | None) -> Usage:
