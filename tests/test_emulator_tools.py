@@ -332,3 +332,25 @@ def test_models_in_both_shapes(claude: anthropic.Anthropic, gpt: openai.OpenAI, 
     assert raw.status_code == 200 and raw.json()["first_id"] == raw.json()["data"][0]["id"]
     [rec] = [r for r in emu.requests() if r["query"] == "limit=1000"]
     assert rec["method"] == "GET" and rec["headers"]["x-api-key"] == Emulator.fingerprint("k")
+
+
+def test_control_plane_refuses_bad_scripts(emu: Emulator) -> None:
+    control = httpx.Client(base_url=f"{emu.base_url}/_emulator", timeout=5)
+    with control:
+        for body in (
+            {"turns": [{}]},
+            {"turns": [{"tool_calls": [{"input": {}}]}]},
+            {"turns": [{"tool_calls": [{"name": "bad name!"}]}]},
+            {"turns": [{"text": "x", "bogus": 1}]},
+            {"turns": [{"text": "x"}], "provider": "gemini"},
+        ):
+            assert control.post("/turns", json=body).status_code == 400, body
+        assert control.post("/config", json={"tool_calls": [{"name": "f", "input": "x"}]}).status_code == 400
+        assert control.post("/config", json={"cached_tokens": -1}).status_code == 400
+        assert control.post("/models", json={"models": [{"id": "a"}, {"id": "a"}]}).status_code == 400
+        assert control.post("/models", json={"models": [{"id": "a", "provider": "x"}]}).status_code == 400
+        queued = control.post(
+            "/turns", json={"turns": [{"text": "one"}, {"text": "two"}], "provider": "openai"}
+        )
+        assert queued.json()["queued"] == 2
+        assert control.delete("/turns").json()["queued"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -146,7 +147,7 @@ class RecordLog:
         self._records.clear()
         self._bytes = 0
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[RequestRecord]:
         return iter(self._records)
 
     def __len__(self) -> int:

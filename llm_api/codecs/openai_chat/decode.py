@@ -160,19 +160,20 @@ def _messages(messages: Sequence[Mapping[str, Any]]) -> tuple[tuple[Text, ...], 
         role = message["role"]
         extras = make_extras(message, _MESSAGE)
         if role in ("system", "developer"):
-            texts = [block for block in _blocks(message["content"], where, images=False)]
+            texts = _non_empty(_blocks(message["content"], where, images=False))
             if not out and not results:
                 system.extend(block for block in texts if isinstance(block, Text))
             else:
                 flush_results()
-                out.append(Message("system", _non_empty(texts), extras=extras))
+                out.append(Message("system", texts, extras=extras))
         elif role == "tool":
             content = tuple(_blocks(message["content"], where, images=True))
             results.append(ToolResult(message["tool_call_id"], content, extras=extras))
         elif role == "user":
             blocks = _blocks(message["content"], where, images=True)
             if results:
-                out.append(Message("user", (*results, *blocks), extras=extras))
+                # Even an empty user message is kept (as an empty text): it was a message of its own.
+                out.append(Message("user", (*results, *(blocks or [Text("")])), extras=extras))
                 results.clear()
             else:
                 out.append(Message("user", _non_empty(blocks), extras=extras))
