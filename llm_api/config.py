@@ -69,14 +69,15 @@ class Settings(BaseSettings):
     # Compatible endpoints (issue 9): the models GET /v1/models lists (those of configured providers).
     models: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [
-            "claude-opus-4-5",
-            "claude-sonnet-4-5",
+            "claude-opus-4-6",
+            "claude-sonnet-4-6",
             "claude-haiku-4-5",
+            "claude-opus-4-5",
+            "gpt-5",
             "gpt-4o",
             "gpt-4o-mini",
             "o3",
             "o4-mini",
-            "gpt-5",
         ]
     )
 

@@ -13,7 +13,7 @@ from tests.support import CLIENT_KEY, Emulator, Gateway
 # One model per vendor: with the OpenAI format, gpt-4o is relayed and claude-opus-4-5 translated; with
 # the Anthropic format, the other way round.
 OPENAI_MODEL = "gpt-4o"
-CLAUDE_MODEL = "claude-opus-4-5"
+CLAUDE_MODEL = "claude-haiku-4-5"  # the anthropic SDK warns on deprecated models (claude-opus-4-5)
 MODELS = [OPENAI_MODEL, CLAUDE_MODEL]
 
 # A 1x1 transparent PNG.

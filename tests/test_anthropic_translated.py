@@ -92,7 +92,7 @@ def test_with_drop_unsupported_params_false_top_k_is_a_400(strict_gateway: Gatew
             model=OPENAI_MODEL,
             max_tokens=50,
             messages=[USER],
-            top_k=5,  # type: ignore[list-item]
+            extra_body={"top_k": 5},
         )
     assert "top_k" in str(caught.value)
     assert caught.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]

@@ -69,7 +69,7 @@ def stream_error_event(exc: GatewayError) -> bytes:
 @router.post(
     "/v1/messages",
     responses={200: json_or_sse("A message, or the Messages stream's named events"), **ANTHROPIC_ERRORS},
-    openapi_extra=request_body(_SCHEMA, defs=_DEFS, prefix="Anthropic"),
+    openapi_extra=request_body(_SCHEMA, defs=_DEFS),
     summary="Anthropic Messages, for any model (relayed to Claude models, translated for others)",
     response_class=Response,
 )
@@ -106,7 +106,7 @@ async def messages(
 @router.post(
     "/v1/messages/count_tokens",
     responses={200: {"description": '`{"input_tokens": N}`'}, **ANTHROPIC_ERRORS},
-    openapi_extra=request_body(_COUNT_SCHEMA, defs=_COUNT_DEFS, prefix="Anthropic"),
+    openapi_extra=request_body(_COUNT_SCHEMA, defs=_COUNT_DEFS),
     summary="Count a Messages request's input tokens (Claude: Anthropic's count; others: an estimate)",
     response_class=Response,
 )
