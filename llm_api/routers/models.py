@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from llm_api.routers.schemas import ANTHROPIC_ERRORS
+from llm_api.routers.schemas import EITHER_ERRORS
 from llm_api.security.auth import ClientKeyDep
 from llm_api.services.models import LISTED_SINCE, LISTED_SINCE_ISO, ListedModel, ModelCatalog
 
@@ -52,7 +52,7 @@ _LIST_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 @router.get(
     "/v1/models",
-    responses={**_LIST_RESPONSE, **ANTHROPIC_ERRORS},
+    responses={**_LIST_RESPONSE, **EITHER_ERRORS},
     summary="The models this gateway routes",
     response_class=Response,
 )
@@ -81,7 +81,7 @@ async def list_models(
 
 @router.get(
     "/v1/models/{model_id:path}",
-    responses={**_LIST_RESPONSE, **ANTHROPIC_ERRORS},
+    responses={**_LIST_RESPONSE, **EITHER_ERRORS},
     summary="One model this gateway routes",
     response_class=Response,
 )

@@ -45,3 +45,22 @@ def json_or_sse(description: str) -> dict[str, Any]:
             "text/event-stream": {"schema": {"type": "string"}},
         },
     }
+
+
+# /v1/models answers in OpenAI's format, or Anthropic's when the request carries anthropic-version.
+EITHER_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": "An error in OpenAI's format, or Anthropic's with `anthropic-version`",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/OpenAIError"},
+                        {"$ref": "#/components/schemas/AnthropicError"},
+                    ]
+                }
+            }
+        },
+    }
+    for status in _STATUSES
+}

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from llm_api.chat_model import EMPTY, BlockStart, BlockStop, Chat, ChatResult, EventBatch, MessageStart
 from llm_api.codecs.anthropic_messages import estimate_input_tokens
@@ -35,6 +36,7 @@ from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryObserver, RetryPolicy
 from llm_api.utils.context import request_context
 
+MAX_NAMED_PARAMS = 32
 # Parameters with no neutral equivalent whose value changes nothing: dropped without being named.
 _HARMLESS: dict[str, tuple[object, ...]] = {
     "n": (1,),
@@ -89,10 +91,19 @@ class PreparedCall:
         """The response headers that say what the gateway changed."""
         headers = {}
         if self.dropped_params:
-            headers["X-LLM-Dropped-Params"] = ",".join(self.dropped_params)
+            headers["X-LLM-Dropped-Params"] = _header_list(self.dropped_params)
         if self.clamped_params:
-            headers["X-LLM-Clamped-Params"] = ",".join(self.clamped_params)
+            headers["X-LLM-Clamped-Params"] = _header_list(self.clamped_params)
         return headers
+
+
+def _header_list(names: tuple[str, ...]) -> str:
+    """Parameter names as a header value: a client's unknown field may be named anything, so names are
+    percent-encoded (ASCII only) and the list is bounded."""
+    shown = [quote(name[:64], safe="._-[]") for name in names[:MAX_NAMED_PARAMS]]
+    if len(names) > MAX_NAMED_PARAMS:
+        shown.append("...")
+    return ",".join(shown)
 
 
 @dataclass(frozen=True, slots=True)
