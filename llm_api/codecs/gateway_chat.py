@@ -8,7 +8,7 @@ from llm_api.chat_model import Chat, ChatResult, EventBatch, Message, Text, Text
 from llm_api.schemas import ChatRequest
 
 
-def decode_request(request: ChatRequest) -> tuple[Chat, frozenset[str]]:
+def decode_request(request: ChatRequest, *, default_model: str) -> tuple[Chat, frozenset[str]]:
     """The neutral chat, and the parameters the client left at their defaults (dropped silently).
 
     Leading system messages become `Chat.system`; later ones stay in place as system messages.
@@ -18,7 +18,7 @@ def decode_request(request: ChatRequest) -> tuple[Chat, frozenset[str]]:
     while lead < len(messages) and messages[lead].role == "system":
         lead += 1
     chat = Chat(
-        model=request.model or "",
+        model=request.model or default_model,
         system=tuple(Text(m.content) for m in messages[:lead]),
         messages=tuple(Message(m.role, (Text(m.content),)) for m in messages[lead:]),
         max_tokens=request.max_tokens,

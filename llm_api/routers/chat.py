@@ -71,7 +71,7 @@ async def chat(
     request: Request, _key_id: ClientKeyDep, service: ChatServiceDep, settings: SettingsDep
 ) -> Response:
     chat_request = parse_chat_request(await request.body(), max_messages=settings.max_messages)
-    neutral, defaulted = gateway_chat.decode_request(chat_request)
+    neutral, defaulted = gateway_chat.decode_request(chat_request, default_model=settings.default_model)
     call = service.prepare(neutral, defaulted=defaulted)
     headers = call.headers()
     if chat_request.stream:

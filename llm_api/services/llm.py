@@ -175,7 +175,7 @@ class ChatService:
         provider, caps = self._route(model, stream=chat.stream)
         dropped: list[str] = []
         clamped: list[str] = []
-        changes: dict[str, Any] = {"model": model}
+        changes: dict[str, Any] = {} if model == chat.model else {"model": model}
 
         def drop(name: str, **change: Any) -> None:
             changes.update(change)
@@ -192,14 +192,15 @@ class ChatService:
         if chat.max_tokens is not None and limit is not None and chat.max_tokens > limit:
             changes["max_tokens"] = limit
             clamped.append(names.get("max_tokens", "max_tokens"))
-        unmapped = {
-            key: value
-            for key, value in chat.unmapped.items()
-            if value is not None and value not in _HARMLESS.get(key, ())
-        }
-        if len(unmapped) != len(chat.unmapped):
-            changes["unmapped"] = unmapped
-        fitted = dataclasses.replace(chat, **changes)
+        if chat.unmapped:
+            unmapped = {
+                key: value
+                for key, value in chat.unmapped.items()
+                if value is not None and value not in _HARMLESS.get(key, ())
+            }
+            if len(unmapped) != len(chat.unmapped):
+                changes["unmapped"] = unmapped
+        fitted = dataclasses.replace(chat, **changes) if changes else chat
         encoded = provider.encode(fitted, caps)
         dropped.extend(name for name in encoded.dropped if name not in dropped)
         self._refuse_or_report(model, dropped)
