@@ -100,6 +100,11 @@ def unsupported(value: Any) -> UnsupportedParameter:
             ["messages", 0, "tool_call_id"],
         ),
         ("function name", {"tools": [{"type": "function", "function": {"name": "a b"}}]}, None),
+        (
+            "refusal part without refusal",
+            {"messages": [USER, {"role": "assistant", "content": [{"type": "refusal"}]}]},
+            ["messages", 1, "content", 0, "refusal"],
+        ),
     ],
 )
 def test_invalid_bodies_name_the_field(case: str, fields: dict[str, Any], loc: list[Any] | None) -> None:

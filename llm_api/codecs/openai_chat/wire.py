@@ -75,17 +75,26 @@ class ImagePart(TypedDict):
 
 
 @_open
-class OtherPart(TypedDict):
-    """`input_audio`, `file`, `refusal` or a newer part: forwarded as is, never translated."""
+class RefusalPart(TypedDict):
+    """In an assistant message of the history."""
 
-    type: Annotated[str, _not("text", "image_url")]
+    type: Literal["refusal"]
+    refusal: str
+
+
+@_open
+class OtherPart(TypedDict):
+    """`input_audio`, `file` or a newer part: forwarded as is, never translated."""
+
+    type: Annotated[str, _not("text", "image_url", "refusal")]
 
 
 ContentPart = Annotated[
     Annotated[TextPart, Tag("text")]
     | Annotated[ImagePart, Tag("image_url")]
+    | Annotated[RefusalPart, Tag("refusal")]
     | Annotated[OtherPart, Tag("other")],
-    _tag(("text", "image_url")),
+    _tag(("text", "image_url", "refusal")),
 ]
 Content = str | list[ContentPart]
 
