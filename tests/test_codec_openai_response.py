@@ -317,14 +317,14 @@ json_values = st.recursive(
 WRONG_SHAPE = (AttributeError, KeyError, TypeError, ValueError)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=5))
 def test_fuzz_decode_response_raises_only_wrong_shape_errors(body: dict[str, Any]) -> None:
     with contextlib.suppress(WRONG_SHAPE):
         decode_response(body)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=5), max_size=4))
 def test_fuzz_stream_decoder_raises_only_wrong_shape_or_upstream_errors(chunks: list[dict[str, Any]]) -> None:
     decoder = StreamDecoder()
