@@ -26,6 +26,7 @@ from llm_api.chat_model import (
 from llm_api.codecs.openai_chat import (
     decode_request,
     encode_request,
+    is_default,
     reasoning_effort,
     request_json_schema,
     validate_request,
@@ -99,6 +100,11 @@ def unsupported(value: Any) -> UnsupportedParameter:
             ["messages", 0, "tool_call_id"],
         ),
         ("function name", {"tools": [{"type": "function", "function": {"name": "a b"}}]}, None),
+        (
+            "refusal part without refusal",
+            {"messages": [USER, {"role": "assistant", "content": [{"type": "refusal"}]}]},
+            ["messages", 1, "content", 0, "refusal"],
+        ),
     ],
 )
 def test_invalid_bodies_name_the_field(case: str, fields: dict[str, Any], loc: list[Any] | None) -> None:
@@ -583,3 +589,18 @@ def test_tool_results_come_before_the_turns_text_and_their_images_after_them() -
             {"type": "text", "text": "see"},
         ],
     }
+
+
+def test_is_default_tells_harmless_unmapped_values() -> None:
+    assert is_default("n", 1) and is_default("presence_penalty", 0) and is_default("frequency_penalty", 0.0)
+    assert is_default("logprobs", False)
+    assert not is_default("n", 2) and not is_default("seed", 0) and not is_default("logprobs", True)
+    assert not is_default("top_logprobs", False)
+
+
+def test_assistant_with_only_thinking_still_has_content() -> None:
+    value = chat(Message("user", (Text("q"),)), Message("assistant", (Thinking("t", signature="s"),)))
+    encoded = encode_request(value, max_tokens_param="max_tokens")
+    assert encoded.body["messages"][1] == {"role": "assistant", "content": ""}
+    assert encoded.dropped == ("thinking",)
+    validate(encoded.body)

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_api.codecs.openai_chat import decode_request, encode_request, validate_request
+from llm_api.errors import InvalidRequest, UnsupportedParameter
 from tests.openai_codec_support import neutral
 
 texts = st.text(max_size=12)
@@ -165,3 +166,97 @@ def without_empty_texts(value: Any) -> Any:
         items = [without_empty_texts(item) for item in value]
         return [item for item in items if item != {"_": "Text", "text": ""}]
     return value
+
+
+# ---------------------------------------------------------------- fuzz: odd but possibly valid bodies
+
+ROLES = ["system", "developer", "user", "assistant", "tool", "function"]
+PART_TYPES = ["text", "image_url", "refusal", "input_audio", "file", "other"]
+URLS = [
+    "data:image/png;base64,AA",
+    "data:image/svg+xml;base64,AA",
+    "https://x/a.png",
+    "ftp://x",
+    "data:,",
+    "",
+]
+leaf = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(-3, 3), st.text(max_size=3))
+
+
+def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly the right kind of value, sometimes any JSON leaf."""
+    return st.integers(0, 39).flatmap(lambda pick: leaf if pick == 0 else strategy)
+
+
+def objects(
+    required: dict[str, st.SearchStrategy[Any]] | None = None, **fields: st.SearchStrategy[Any]
+) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {name: maybe(value) for name, value in (required or {}).items()},
+        optional={name: maybe(value) for name, value in fields.items()},
+    )
+
+
+parts = objects(
+    {"type": st.sampled_from(PART_TYPES)},
+    text=st.text(max_size=3),
+    refusal=st.text(max_size=3),
+    image_url=objects(url=st.sampled_from(URLS), detail=st.sampled_from(["low", "x"])),
+)
+calls = objects(
+    {"id": st.text(max_size=3), "type": st.sampled_from(["function", "custom"])},
+    function=objects(name=names, arguments=st.sampled_from(["", "{}", '{"a":1}', "[", "[]", "1"])),
+)
+messages = st.builds(
+    lambda role, content, rest: {**rest, "role": role, "content": content},
+    st.sampled_from(ROLES),
+    st.one_of(st.text(max_size=3), st.lists(maybe(parts), max_size=3)),
+    objects(
+        tool_calls=st.lists(maybe(calls), max_size=2),
+        tool_call_id=st.text(max_size=3),
+        name=st.text(max_size=3),
+        refusal=st.text(max_size=3),
+        function_call=objects(name=names, arguments=st.just("{}")),
+    ),
+)
+tools = objects(
+    {"type": st.sampled_from(["function", "custom"])},
+    function=objects(name=names, parameters=st.just({"type": "object"}), description=st.text(max_size=3)),
+)
+fuzz_bodies = st.builds(
+    lambda required, rest: {**rest, **required},
+    st.fixed_dictionaries({"model": names, "messages": st.lists(messages, min_size=1, max_size=4)}),
+    objects(
+        tools=st.lists(maybe(tools), max_size=2),
+        tool_choice=st.one_of(
+            st.sampled_from(["none", "auto", "required", "x"]),
+            objects(type=st.sampled_from(["function", "allowed_tools"]), function=objects(name=names)),
+        ),
+        response_format=objects(
+            type=st.sampled_from(["text", "json_object", "json_schema", "grammar"]),
+            json_schema=objects(name=names, schema=st.just({"type": "object"}), strict=st.booleans()),
+        ),
+        stop=st.one_of(st.text(max_size=3), st.lists(st.text(max_size=3), max_size=5)),
+        reasoning_effort=st.sampled_from(["none", "low", "max", "ultra"]),
+        stream_options=objects(include_usage=st.booleans()),
+        max_tokens=st.integers(0, 5),
+        max_completion_tokens=st.integers(0, 5),
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fuzz_bodies)
+def test_fuzz_any_body_is_accepted_or_a_named_4xx_and_encodes_validly(body: dict[str, Any]) -> None:
+    """Never a crash (a 500): invalid is InvalidRequest, untranslatable is UnsupportedParameter."""
+    try:
+        validated = validate_request(orjson.dumps(body))
+    except InvalidRequest:
+        return
+    try:
+        chat = decode_request(validated)
+    except UnsupportedParameter as exc:
+        assert exc.param
+        return
+    encoded = encode_request(chat, max_tokens_param="max_tokens")
+    validate_request(orjson.dumps(encoded.body))

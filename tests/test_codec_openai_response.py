@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import httpx2
 import openai
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion
 
 from llm_api.chat_model import ChatResult, Text, Thinking, ToolCall, Usage
 from llm_api.codecs.openai_chat import (
     PassthroughStreamObserver,
+    StreamDecoder,
     decode_response,
     encode_response,
     error_body,
@@ -19,6 +24,7 @@ from llm_api.codecs.openai_chat import (
     prepare_passthrough,
     usage_of,
 )
+from llm_api.errors import UpstreamError
 from tests.openai_codec_support import golden, load, neutral
 
 CREATED = 1764576000
@@ -98,7 +104,8 @@ def test_unparsable_arguments_are_kept_raw_and_sent_back_as_they_came() -> None:
     ("body", "error"),
     [
         ({}, KeyError),
-        ({"choices": []}, IndexError),
+        ({"choices": []}, ValueError),
+        ({"choices": [[1]]}, TypeError),
         ({"choices": [{}]}, KeyError),
         ({"choices": [{"message": {"content": 5}}]}, TypeError),
         ({"choices": [{"message": {"tool_calls": [{"type": "custom", "id": "x"}]}}]}, ValueError),
@@ -236,8 +243,6 @@ def test_prepare_passthrough_drops_clamps_and_renames() -> None:
 
 
 def chunk(choices: list[Any], **fields: Any) -> bytes:
-    import orjson
-
     return orjson.dumps(
         {
             "id": "chatcmpl-9",
@@ -291,3 +296,42 @@ def test_observer_sees_tool_calls_errors_and_forwards_what_it_cannot_read() -> N
     assert observer.observe(b'{"error": {"message": "boom", "type": "server_error"}}')
     assert observer.error == {"message": "boom", "type": "server_error"}
     assert not observer.done
+
+
+KEYS = [
+    "id", "model", "choices", "message", "delta", "content", "refusal", "tool_calls", "function", "name",
+    "arguments", "index", "type", "finish_reason", "usage", "prompt_tokens", "completion_tokens",
+    "prompt_tokens_details", "cached_tokens", "error",
+]  # fmt: skip
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(KEYS), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+WRONG_SHAPE = (AttributeError, KeyError, TypeError, ValueError)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=5))
+def test_fuzz_decode_response_raises_only_wrong_shape_errors(body: dict[str, Any]) -> None:
+    with contextlib.suppress(WRONG_SHAPE):
+        decode_response(body)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=5), max_size=4))
+def test_fuzz_stream_decoder_raises_only_wrong_shape_or_upstream_errors(chunks: list[dict[str, Any]]) -> None:
+    decoder = StreamDecoder()
+    with contextlib.suppress(*WRONG_SHAPE, UpstreamError):
+        for item in chunks:
+            decoder.feed(item)
+        decoder.finish()
+    observer = PassthroughStreamObserver(include_usage=False)
+    for item in chunks:
+        observer.observe(orjson.dumps(item))

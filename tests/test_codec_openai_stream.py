@@ -213,7 +213,7 @@ def streams(draw: st.DrawFn) -> tuple[list[StreamEvent], list[Any]]:
     return events, expected
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(streams(), st.integers(1, 5), st.booleans())
 def test_property_the_sdk_reassembles_any_split(
     stream: tuple[list[StreamEvent], list[Any]], batch: int, include_usage: bool
@@ -383,7 +383,7 @@ def check_neutral_stream(events: Sequence[StreamEvent]) -> None:
     assert open_index is None
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(streams(), st.integers(1, 5), st.booleans())
 def test_property_encoder_then_decoder_round_trip(
     stream: tuple[list[StreamEvent], list[Any]], batch: int, include_usage: bool

@@ -16,6 +16,7 @@ Decisions:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from llm_api.chat_model import (
@@ -53,6 +54,11 @@ MAPPED_FIELDS = frozenset(
         "reasoning_effort",
         "user",
     }
+)
+# Unmapped parameters at these values ask for nothing beyond the default: a caller may drop them
+# silently instead of naming them (see `is_default`).
+DEFAULT_VALUES: Mapping[str, Any] = MappingProxyType(
+    {"n": 1, "presence_penalty": 0, "frequency_penalty": 0, "logprobs": False, "top_logprobs": 0}
 )
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max"})
@@ -235,6 +241,14 @@ def _reasoning(effort: str | None) -> Reasoning | None:
     if effort not in EFFORTS:
         raise _unsupported("reasoning_effort", "this reasoning effort cannot be translated")
     return Reasoning(effort=effort)  # type: ignore[arg-type]  # one of EFFORTS
+
+
+def is_default(name: str, value: Any) -> bool:
+    """Whether an unmapped parameter's value is OpenAI's default (`n: 1`, a penalty of 0...)."""
+    if name not in DEFAULT_VALUES:
+        return False
+    default = DEFAULT_VALUES[name]
+    return value == default and isinstance(value, bool) == isinstance(default, bool)
 
 
 def decode_request(body: Mapping[str, Any]) -> Chat:
