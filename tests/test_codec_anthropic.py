@@ -683,3 +683,112 @@ def test_token_estimate_of_a_chat() -> None:
         **{**_fields(chat), "messages": (*chat.messages, Message("user", (Text("more words here"),)))}
     )
     assert codec.estimate_input_tokens(bigger) > estimate
+
+
+# ---------------------------------------------------------------- any valid body: a Chat or a 400
+
+_short = st.text(max_size=12)
+_extra = st.fixed_dictionaries(
+    {},
+    optional={
+        "cache_control": st.just({"type": "ephemeral"}),
+        "citations": st.none() | st.just([]),
+        "future": _json_value,
+    },
+)
+_source = st.one_of(
+    st.fixed_dictionaries(
+        {"type": st.just("base64"), "media_type": st.just("image/gif"), "data": st.just("R0lG")}
+    ),
+    st.fixed_dictionaries({"type": st.just("url"), "url": st.just("https://example.com/x.png")}),
+    st.fixed_dictionaries({"type": st.just("file"), "file_id": _short}),
+)
+_part = st.one_of(
+    st.builds(lambda text, extra: {**extra, "type": "text", "text": text}, _short, _extra),
+    st.fixed_dictionaries({"type": st.just("image"), "source": _source}),
+    st.fixed_dictionaries({"type": st.just("search_result"), "title": _short}),
+)
+_wire_block = st.one_of(
+    _part,
+    st.fixed_dictionaries({"type": st.just("tool_use"), "id": _word, "name": _word, "input": _args}),
+    st.fixed_dictionaries(
+        {"type": st.just("tool_result"), "tool_use_id": _word},
+        optional={"content": _short | st.lists(_part, max_size=2), "is_error": st.booleans()},
+    ),
+    st.fixed_dictionaries({"type": st.just("thinking"), "thinking": _short, "signature": _short}),
+    st.fixed_dictionaries({"type": st.just("redacted_thinking"), "data": _short}),
+    st.fixed_dictionaries({"type": st.just("server_tool_use"), "id": _word}),
+)
+_wire_message = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "role": st.sampled_from(["user", "assistant"]),
+            "content": _text | st.lists(_wire_block, min_size=1, max_size=4),
+        }
+    ),
+    st.fixed_dictionaries({"role": st.just("system"), "content": _text}),
+)
+_wire_tool = st.one_of(
+    st.fixed_dictionaries(
+        {"name": _word, "input_schema": st.just({"type": "object", "properties": {"a": {"type": "string"}}})},
+        optional={"description": _short, "cache_control": st.just({"type": "ephemeral"})},
+    ),
+    st.fixed_dictionaries({"type": st.just("web_search_20250305"), "name": st.just("web_search")}),
+)
+_wire_bodies = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["claude-x", "gpt-4o"]),
+        "max_tokens": st.integers(0, 100_000),
+        "messages": st.lists(_wire_message, min_size=1, max_size=5),
+    },
+    optional={
+        "system": _short
+        | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": _short}), max_size=2),
+        "tools": st.lists(_wire_tool, max_size=3),
+        "tool_choice": st.one_of(
+            st.fixed_dictionaries({"type": st.sampled_from(["auto", "any", "none"])}),
+            st.fixed_dictionaries(
+                {"type": st.just("tool"), "name": _word},
+                optional={"disable_parallel_tool_use": st.booleans()},
+            ),
+        ),
+        "thinking": st.one_of(
+            st.fixed_dictionaries({"type": st.just("enabled"), "budget_tokens": st.integers(1024, 50_000)}),
+            st.fixed_dictionaries({"type": st.sampled_from(["adaptive", "disabled"])}),
+        ),
+        "output_config": st.fixed_dictionaries(
+            {},
+            optional={
+                "effort": st.sampled_from(["low", "max", "turbo"]),
+                "format": st.just({"type": "json_schema", "schema": {"type": "object"}}),
+            },
+        ),
+        "metadata": st.fixed_dictionaries({}, optional={"user_id": _short, "tenant": _short}),
+        "stop_sequences": st.lists(_short, max_size=3),
+        "temperature": st.floats(0, 1),
+        "top_p": st.floats(0, 1),
+        "top_k": st.integers(0, 500),
+        "stream": st.booleans(),
+        "context_management": st.just({"edits": []}),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_wire_bodies)
+def test_any_valid_body_decodes_to_a_chat_or_a_named_400(data: dict[str, Any]) -> None:
+    validated = validate(data)
+    try:
+        chat = codec.decode_request(validated)
+    except UnsupportedParameter as exc:
+        assert exc.status_code == 400 and exc.param and exc.message.startswith(exc.param)
+        return
+    assert codec.estimate_input_tokens(chat) > 0
+    for structured in (True, False):
+        try:
+            encoded = encode(chat, so=structured)
+        except UnsupportedParameter as exc:
+            assert exc.param
+            continue
+        validate(json.loads(orjson.dumps(encoded.body)))
+        assert set(chat.unmapped) <= set(encoded.dropped)

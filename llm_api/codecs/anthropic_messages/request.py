@@ -5,7 +5,7 @@ locally). A same-vendor request is forwarded as the client sent it and never nee
 
 Decisions:
 - `thinking: {"type": "enabled", "budget_tokens": N}` is `Reasoning(budget_tokens=N)`; `adaptive` is
-  `Reasoning(effort=<output_config.effort>)` (an effort-less `Reasoning()` when no effort is given);
+  `Reasoning(effort=<output_config.effort>)`, `medium` (OpenAI's default) when no effort is given;
   `output_config.effort` alone is `Reasoning(effort)`; `disabled` and `between_tools` are no reasoning.
 - `output_config.format` (structured outputs) is `ResponseFormat("json_schema")`.
 - Server tools (a `type` other than `custom`: web search, code execution...) exist only on Anthropic:
@@ -187,7 +187,9 @@ def _reasoning(body: Mapping[str, Any], unmapped: dict[str, Any]) -> Reasoning |
     kind = thinking.get("type")
     if kind == "enabled":
         return Reasoning(effort=known_effort, budget_tokens=int(thinking["budget_tokens"]))
-    if kind == "adaptive" or (kind is None and known_effort is not None):
+    if kind == "adaptive":
+        return Reasoning(effort=known_effort or "medium")
+    if kind is None and known_effort is not None:
         return Reasoning(effort=known_effort)
     return None
 
