@@ -31,6 +31,8 @@ from llm_api.chat_model import (
 )
 from llm_api.codecs import anthropic_messages as codec
 from llm_api.codecs import openai_chat
+from llm_api.emulator.anthropic_validate import validate_messages_body
+from llm_api.emulator.catalogue import default_models
 from llm_api.errors import InvalidRequest, UnsupportedParameter
 from tests.anthropic_codec_support import check_golden, load
 
@@ -123,6 +125,11 @@ INVALID: list[tuple[str, Any, str]] = [
         "messages.0.content.0.type",
     ),
     ("custom tool without schema", body(tools=[{"name": "x"}]), "tools.0.input_schema"),
+    (
+        "tool name with a space",
+        body(tools=[{"name": "read file", "input_schema": {"type": "object"}}]),
+        "tools.0.name",
+    ),
     (
         "tool schema not an object",
         body(tools=[{"name": "x", "input_schema": {"type": "array"}}]),
@@ -284,6 +291,17 @@ def test_encode_an_openai_request_for_claude() -> None:
     assert encoded.body["stop_sequences"] == ["END"] and "stop" in encoded.dropped
     assert {"seed", "n", "logprobs", "presence_penalty"} <= set(encoded.dropped)
     assert encoded.body["temperature"] == 1.0 and encoded.clamped == ("temperature",)
+
+
+@pytest.mark.parametrize(
+    "name", ["openai_request.input.json", "openai_json_schema.input.json", "openai_tool_loop.input.json"]
+)
+@pytest.mark.parametrize("structured_outputs", [True, False])
+def test_translated_requests_pass_the_emulators_checks(name: str, structured_outputs: bool) -> None:
+    """The emulator checks bodies as the real API does (tool turns, images, thinking rules...)."""
+    chat = openai_chat.decode_request(load(name))
+    encoded = encode(chat, so=structured_outputs)
+    assert validate_messages_body(json.loads(orjson.dumps(encoded.body)), default_models()) is None
 
 
 @pytest.mark.parametrize("structured_outputs", [True, False])
@@ -728,9 +746,13 @@ _wire_message = st.one_of(
     ),
     st.fixed_dictionaries({"role": st.just("system"), "content": _text}),
 )
+_tool_name = st.from_regex(r"[a-zA-Z0-9_-]{1,20}", fullmatch=True)
 _wire_tool = st.one_of(
     st.fixed_dictionaries(
-        {"name": _word, "input_schema": st.just({"type": "object", "properties": {"a": {"type": "string"}}})},
+        {
+            "name": _tool_name,
+            "input_schema": st.just({"type": "object", "properties": {"a": {"type": "string"}}}),
+        },
         optional={"description": _short, "cache_control": st.just({"type": "ephemeral"})},
     ),
     st.fixed_dictionaries({"type": st.just("web_search_20250305"), "name": st.just("web_search")}),
