@@ -312,6 +312,7 @@ def test_encode_json_schema_output(structured_outputs: bool) -> None:
         f"openai_json_schema.encoded.{'structured' if structured_outputs else 'tool'}.json", encoded.body
     )
     validate(encoded.body)
+    assert encoded.unwrap_forced_json is not structured_outputs
     if structured_outputs:
         assert encoded.body["output_config"]["format"]["type"] == "json_schema"
         assert encoded.body["thinking"] == {"type": "enabled", "budget_tokens": 8192}
@@ -327,6 +328,7 @@ def test_json_object_always_uses_the_forced_tool() -> None:
         response_format=ResponseFormat("json_object"),
     )
     encoded = encode(chat)
+    assert encoded.unwrap_forced_json
     assert encoded.body["tools"][-1]["name"] == codec.FORCED_JSON_TOOL
     assert encoded.body["tools"][-1]["input_schema"] == {"type": "object"}
     assert "output_config" not in encoded.body

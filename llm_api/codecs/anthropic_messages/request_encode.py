@@ -57,11 +57,14 @@ EFFORT_BUDGETS: Mapping[str, int] = {
 
 @dataclass(frozen=True, slots=True)
 class EncodedRequest:
-    """A request body for the upstream, and the client's parameters it leaves out or changes."""
+    """A request body for the upstream, and the client's parameters it leaves out (`dropped`) or lowers
+    (`clamped`). `unwrap_forced_json`: the body asks for JSON through `FORCED_JSON_TOOL`, so the answer's
+    decoder must be told to turn that tool's input back into text."""
 
     body: dict[str, Any]
     dropped: tuple[str, ...] = ()
     clamped: tuple[str, ...] = ()
+    unwrap_forced_json: bool = False
 
 
 def _text(block: Text) -> dict[str, Any]:
@@ -197,7 +200,8 @@ class _Encoder:
             body["metadata"] = {"user_id": chat.user}
         if chat.stream:
             body["stream"] = True
-        return EncodedRequest(body, tuple(self.dropped), tuple(self.clamped))
+        forced = any(tool["name"] == FORCED_JSON_TOOL for tool in body.get("tools", ()))
+        return EncodedRequest(body, tuple(self.dropped), tuple(self.clamped), unwrap_forced_json=forced)
 
     def _tools(self) -> None:
         chat, body = self.chat, self.body
