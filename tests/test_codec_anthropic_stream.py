@@ -406,3 +406,27 @@ def test_the_observer_sees_an_in_stream_error_and_ignores_garbage() -> None:
         "error", b'{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}'
     )
     assert observer.error == {"type": "overloaded_error", "message": "Overloaded"} and not observer.done
+
+
+def test_tool_arguments_given_at_the_start_are_kept_both_ways() -> None:
+    start = {"type": "message_start", "message": {"id": "m", "model": "c", "usage": {"input_tokens": 1}}}
+    block = {"type": "tool_use", "id": "t1", "name": "fn", "input": {"a": 1}}
+    events, _ = decode(
+        [
+            ("message_start", start),
+            ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ]
+    )
+    assert events[2] == ToolArgumentsDelta(0, '{"a":1}')
+    encoder = codec.StreamEncoder(id="m", model="c")
+    body = encoder.encode(
+        [
+            MessageStart("m", "c"),
+            BlockStart(0, ToolCall("t1", "fn", {"a": 1})),
+            BlockStop(0),
+            MessageDelta("tool_use", Usage()),
+        ]
+    )
+    _, final = sdk_stream([body])
+    assert final.content[0].input == {"a": 1}

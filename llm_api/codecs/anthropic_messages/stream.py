@@ -135,6 +135,8 @@ class StreamDecoder:
         elif kind == "tool_use":
             self._tool_calls += 1
             events = [BlockStart(index, ToolCall(id=str(block["id"]), name=str(block["name"])))]
+            if block.get("input"):  # Anthropic starts with {}; a complete input here is still the input
+                events.append(ToolArgumentsDelta(index, orjson.dumps(block["input"]).decode()))
         elif kind == "thinking":
             events = [BlockStart(index, Thinking())]
             if block.get("thinking"):
@@ -283,7 +285,11 @@ class StreamEncoder:
             return self._event(TextDelta(event.index, block.text)) if block.text else []
         if isinstance(block, ToolCall):
             start = {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}
-            return [self._open(event.index, start)]
+            frames = [self._open(event.index, start)]
+            if block.arguments:  # the neutral stream sends them as deltas; a start that has them still counts
+                arguments = orjson.dumps(dict(block.arguments)).decode()
+                frames += self._event(ToolArgumentsDelta(event.index, arguments))
+            return frames
         if block.redacted is not None:
             return [self._open(event.index, {"type": "redacted_thinking", "data": block.redacted})]
         frames = [self._open(event.index, {"type": "thinking", "thinking": "", "signature": ""})]
