@@ -6,6 +6,7 @@ wire JSON out) and hypothesis round trips. Streams are in test_codec_anthropic_s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -33,6 +34,7 @@ from llm_api.codecs import anthropic_messages as codec
 from llm_api.codecs import openai_chat
 from llm_api.emulator.anthropic_validate import validate_messages_body
 from llm_api.emulator.catalogue import default_models
+from llm_api.emulator.openai_validate import validate_chat_body
 from llm_api.errors import InvalidRequest, UnsupportedParameter
 from tests.anthropic_codec_support import check_golden, load
 
@@ -233,6 +235,26 @@ def test_decode_thinking_budget_and_structured_output() -> None:
     assert chat.response_format == ResponseFormat("json_schema", schema={"type": "object"})
     assert chat.tool_choice == ToolChoice("required")
     assert chat.unmapped == {"output_config": {"new": 1}, "metadata": {"other": 2}}
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "max_tokens_param"),
+    [
+        ("o4-mini", {}, "max_completion_tokens"),
+        # What the service does for a model without reasoning and a lower output limit.
+        ("gpt-4o-mini", {"reasoning": None, "max_tokens": 16384}, "max_tokens"),
+    ],
+)
+def test_a_claude_code_request_translated_for_openai_passes_the_emulators_checks(
+    model: str, changes: dict[str, Any], max_tokens_param: Any
+) -> None:
+    """Path 3, request side: this codec's decoder, then the OpenAI codec's encoder."""
+    chat = codec.decode_request(validate(load("claude_code_request.input.json")))
+    chat = dataclasses.replace(chat, model=model, **changes)
+    encoded = openai_chat.encode_request(chat, max_tokens_param=max_tokens_param)
+    assert validate_chat_body(json.loads(orjson.dumps(encoded.body)), default_models()) is None
+    roles = [message["role"] for message in encoded.body["messages"]]
+    assert roles.count("system") == 2 and roles.count("tool") == 2  # the mid-conversation one in place
 
 
 @pytest.mark.parametrize(
