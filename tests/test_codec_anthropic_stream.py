@@ -430,3 +430,70 @@ def test_tool_arguments_given_at_the_start_are_kept_both_ways() -> None:
     )
     _, final = sdk_stream([body])
     assert final.content[0].input == {"a": 1}
+
+
+def test_path3_an_openai_stream_reaches_an_anthropic_client() -> None:
+    """The OpenAI codec's decoder, then this encoder, read by the anthropic SDK: the whole of path 3's
+    response side. The usage chunk comes after the finish reason; message_delta waits for it."""
+    from llm_api.codecs import openai_chat
+
+    def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+        return {
+            "id": "chatcmpl-7",
+            "object": "chat.completion.chunk",
+            "model": "gpt-4o-mini",
+            "choices": choices,
+            **extra,
+        }
+
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "Read", "arguments": ""}}
+    chunks = [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "Reading"}),
+        chunk({"content": " it."}),
+        chunk({"tool_calls": [call]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"file_path": '}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"a.txt"}'}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 1,
+                        "id": "call_2",
+                        "type": "function",
+                        "function": {"name": "Ls", "arguments": ""},
+                    }
+                ]
+            }
+        ),
+        chunk({}, "tool_calls"),
+        chunk(
+            usage={
+                "prompt_tokens": 50,
+                "completion_tokens": 12,
+                "prompt_tokens_details": {"cached_tokens": 20},
+            }
+        ),
+    ]
+    decoder = openai_chat.StreamDecoder()
+    encoder = codec.StreamEncoder(id=decoder.id or "chatcmpl-7", model="gpt-4o-mini")
+    pieces = [encoder.encode(decoder.feed(item)) for item in chunks]
+    pieces.append(encoder.encode(decoder.finish()))
+    assert b"message_delta" in pieces[-2] and b"message_delta" not in b"".join(pieces[:-2])
+    body = b"".join(pieces)
+    check_path3_rules(sse_frames(body))
+    texts, final = sdk_stream([body])
+    assert texts == ["Reading", " it."]
+    assert [(b.type, getattr(b, "input", None)) for b in final.content] == [
+        ("text", None),
+        ("tool_use", {"file_path": "a.txt"}),
+        ("tool_use", {}),
+    ]
+    assert final.stop_reason == "tool_use"
+    # Nothing counted twice: the cached part of prompt_tokens is cache_read_input_tokens.
+    assert (final.usage.input_tokens, final.usage.cache_read_input_tokens, final.usage.output_tokens) == (
+        30,
+        20,
+        12,
+    )
