@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx2
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -497,3 +498,42 @@ def test_path3_an_openai_stream_reaches_an_anthropic_client() -> None:
         20,
         12,
     )
+
+
+def test_path2_an_anthropic_stream_reaches_an_openai_client() -> None:
+    """This decoder, then the OpenAI codec's encoder, read by the openai SDK's `chat.completions.stream()`."""
+    import openai
+
+    from llm_api.codecs import openai_chat
+
+    decoder = codec.StreamDecoder()
+    encoder = openai_chat.StreamEncoder(id="msg_01", model="claude-sonnet-4-5", created=1, include_usage=True)
+    body = (
+        b"".join(encoder.encode(decoder.feed(name, event)) for name, event in upstream_stream())
+        + encoder.done()
+    )
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    client = openai.OpenAI(
+        api_key="test",
+        base_url="http://gateway.test/v1",
+        http_client=httpx2.Client(transport=httpx2.MockTransport(answer)),
+    )
+    with (
+        client,
+        client.chat.completions.stream(
+            model="claude-sonnet-4-5", messages=[{"role": "user", "content": "hi"}]
+        ) as stream,
+    ):
+        completion = stream.get_final_completion()
+    message = completion.choices[0].message
+    assert message.content == "Hello world"
+    assert [(c.function.name, c.function.arguments) for c in message.tool_calls] == [
+        ("get_weather", '{"city": "Paris"}')
+    ]
+    assert completion.choices[0].finish_reason == "tool_calls"
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (125, 42)
+    assert completion.usage.prompt_tokens_details.cached_tokens == 100
