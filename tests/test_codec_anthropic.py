@@ -238,6 +238,27 @@ def test_decode_thinking_budget_and_structured_output() -> None:
 
 
 @pytest.mark.parametrize(
+    ("fields", "reasoning"),
+    [
+        ({}, None),
+        ({"thinking": {"type": "enabled", "budget_tokens": 3000}}, Reasoning(budget_tokens=3000)),
+        ({"thinking": {"type": "adaptive"}}, Reasoning(effort="medium")),
+        ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}, Reasoning(effort="max")),
+        ({"output_config": {"effort": "low"}}, Reasoning(effort="low")),
+        ({"thinking": {"type": "disabled"}}, None),
+        ({"thinking": {"type": "disabled"}, "output_config": {"effort": "high"}}, Reasoning(effort="high")),
+        ({"output_config": {"effort": "turbo"}}, None),
+    ],
+)
+def test_decode_thinking_and_effort(fields: dict[str, Any], reasoning: Reasoning | None) -> None:
+    chat = codec.decode_request(validate(body(**fields)))
+    assert chat.reasoning == reasoning
+    assert ("output_config.effort" in chat.unmapped) is (
+        fields.get("output_config", {}).get("effort") == "turbo"
+    )
+
+
+@pytest.mark.parametrize(
     ("model", "changes", "max_tokens_param"),
     [
         ("o4-mini", {}, "max_completion_tokens"),

@@ -6,7 +6,8 @@ locally). A same-vendor request is forwarded as the client sent it and never nee
 Decisions:
 - `thinking: {"type": "enabled", "budget_tokens": N}` is `Reasoning(budget_tokens=N)`; `adaptive` is
   `Reasoning(effort=<output_config.effort>)`, `medium` (OpenAI's default) when no effort is given;
-  `output_config.effort` alone is `Reasoning(effort)`; `disabled` and `between_tools` are no reasoning.
+  `output_config.effort` alone (or with thinking `disabled`) is `Reasoning(effort)`; `disabled` and
+  `between_tools` without an effort are no reasoning.
 - `output_config.format` (structured outputs) is `ResponseFormat("json_schema")`.
 - Server tools (a `type` other than `custom`: web search, code execution...) exist only on Anthropic:
   each is an unmapped parameter named `tools.<i>` (dropped and named, or refused), as `top_k` is.
@@ -189,9 +190,8 @@ def _reasoning(body: Mapping[str, Any], unmapped: dict[str, Any]) -> Reasoning |
         return Reasoning(effort=known_effort, budget_tokens=int(thinking["budget_tokens"]))
     if kind == "adaptive":
         return Reasoning(effort=known_effort or "medium")
-    if kind is None and known_effort is not None:
-        return Reasoning(effort=known_effort)
-    return None
+    # Without thinking, an effort still says how hard to work (Anthropic applies it to the answer).
+    return Reasoning(effort=known_effort) if known_effort is not None else None
 
 
 def _response_format(output: Mapping[str, Any]) -> ResponseFormat | None:
