@@ -1,11 +1,12 @@
-"""Messages streams (named `event:` SSE) to and from neutral stream events, and a pass-through observer.
+"""Messages streams (named `event:` SSE) to and from neutral stream events.
 
 - `StreamDecoder`: the upstream's parsed events → neutral events (the adapter, when the client spoke
   another format). An in-stream `error` event raises the matching `UpstreamError`.
 - `StreamEncoder`: neutral events → the bytes the client reads, as Anthropic sends them and as the
   anthropic SDK's `MessageStream` accepts them (the path-3 rules: `message_start` first, blocks numbered
   0..n, never an empty text block, `message_delta` with the cumulative usage, `message_stop` last).
-(Same-vendor relays: `passthrough.PassthroughStreamObserver`.)
+
+Same-vendor relays read the upstream's events with `passthrough.PassthroughStreamObserver` instead.
 """
 
 from __future__ import annotations
@@ -38,22 +39,22 @@ UNUSABLE = (KeyError, TypeError, AttributeError, ValueError)
 
 
 def merged_usage(start: Usage, delta: Mapping[str, Any]) -> Usage:
-    """A message_delta's usage is cumulative; the counts it leaves out keep their message_start value."""
+    """A message_delta's usage is cumulative; the counts it leaves out (or null) keep their earlier value."""
     given = usage_of(delta)
+
+    def has(key: str) -> bool:
+        return delta.get(key) is not None
+
     return Usage(
-        input_tokens=given.input_tokens if "input_tokens" in delta else start.input_tokens,
-        output_tokens=given.output_tokens,
+        input_tokens=given.input_tokens if has("input_tokens") else start.input_tokens,
+        output_tokens=given.output_tokens if has("output_tokens") else start.output_tokens,
         cache_read_tokens=given.cache_read_tokens
-        if "cache_read_input_tokens" in delta
+        if has("cache_read_input_tokens")
         else start.cache_read_tokens,
-        cache_write_tokens=given.cache_write_tokens
-        if "cache_creation_input_tokens" in delta
-        else start.cache_write_tokens,
+        cache_write_tokens=(
+            given.cache_write_tokens if has("cache_creation_input_tokens") else start.cache_write_tokens
+        ),
     )
-
-
-def nulls_dropped(usage: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in usage.items() if value is not None}
 
 
 def stream_error(event: Mapping[str, Any], *, provider: str = PROVIDER) -> UpstreamError:
@@ -113,7 +114,7 @@ class StreamDecoder:
             if self._unwrapped and stop_reason == "tool_use" and not self._tool_calls:
                 stop_reason = "end_turn"
             stop_sequence = delta.get("stop_sequence")
-            usage = merged_usage(self._start_usage, nulls_dropped(event.get("usage") or {}))
+            usage = merged_usage(self._start_usage, event.get("usage") or {})
             return [
                 MessageDelta(stop_reason, usage, stop_sequence if isinstance(stop_sequence, str) else None)
             ]
