@@ -407,6 +407,9 @@ def test_the_observer_sees_an_in_stream_error_and_ignores_garbage() -> None:
         "error", b'{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}'
     )
     assert observer.error == {"type": "overloaded_error", "message": "Overloaded"} and not observer.done
+    unreadable = codec.PassthroughStreamObserver()
+    unreadable.observe("error", b"<html>oops</html>")
+    assert unreadable.error == {"type": "api_error"}
 
 
 def test_tool_arguments_given_at_the_start_are_kept_both_ways() -> None:

@@ -83,13 +83,17 @@ class PassthroughStreamObserver:
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return  # the client gets the bytes as they are; the gateway has nothing to read in them
+            event = None
         if not isinstance(event, dict):
+            # The client gets the bytes as they are; the gateway can read nothing in them, but an
+            # unreadable `error` event is still an error.
+            if name == "error":
+                self.error = {"type": "api_error"}
             return
         try:
             self._read(event.get("type") or name, event)
         except UNUSABLE:
-            return
+            return  # a known event of an unexpected shape: what was read before it stands
 
     def _read(self, kind: str, event: Mapping[str, Any]) -> None:
         if kind == "message_start":
