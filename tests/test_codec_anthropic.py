@@ -294,6 +294,7 @@ def test_a_claude_code_request_translated_for_openai_passes_the_emulators_checks
             },
             "messages.0.content.0.content.0",
         ),
+        ({"type": "canary_block_type_5d1e"}, "messages.0.content.0"),
     ],
 )
 def test_content_another_vendor_cannot_take_is_a_400_naming_its_place(
@@ -303,7 +304,7 @@ def test_content_another_vendor_cannot_take_is_a_400_naming_its_place(
         codec.decode_request(validate(body(messages=[{"role": "user", "content": [block]}])))
     assert caught.value.status_code == 400
     assert caught.value.message.startswith(where + ":") and caught.value.param == where
-    assert CANARY not in caught.value.message
+    assert CANARY not in caught.value.message and "canary" not in caught.value.message
 
 
 # ---------------------------------------------------------------- encode_request

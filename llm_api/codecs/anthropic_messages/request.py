@@ -82,11 +82,37 @@ def _texts(content: str | list[Mapping[str, Any]], where: str) -> tuple[Text, ..
     return tuple(blocks)
 
 
+# Anthropic's block and source types that no other format takes: named in errors. Any other type is
+# client input that could be anything (a prompt, even) and is never quoted.
+_NAMED_TYPES = frozenset(
+    {
+        "document",
+        "search_result",
+        "container_upload",
+        "tool_reference",
+        "server_tool_use",
+        "web_search_tool_result",
+        "web_fetch_tool_result",
+        "code_execution_tool_result",
+        "bash_code_execution_tool_result",
+        "text_editor_code_execution_tool_result",
+        "tool_search_tool_result",
+        "mcp_tool_use",
+        "mcp_tool_result",
+        "file",
+        "thinking",
+        "redacted_thinking",
+        "tool_use",
+        "tool_result",
+        "image",
+    }
+)
+
+
 def _cannot_translate(where: str, block: Mapping[str, Any]) -> UnsupportedParameter:
     kind = block.get("type")
-    # The type is one the gateway does not model, but it is client input: quote only a short plain name.
-    name = kind if isinstance(kind, str) and kind.isidentifier() and len(kind) <= 64 else "this"
-    return UnsupportedParameter(f"{where}: {name} content cannot be translated for this model", param=where)
+    what = f"{kind} content" if kind in _NAMED_TYPES else "content of this type"
+    return UnsupportedParameter(f"{where}: {what} cannot be translated for this model", param=where)
 
 
 def _image(block: Mapping[str, Any], where: str) -> Image:
