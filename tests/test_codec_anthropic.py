@@ -189,6 +189,7 @@ def _schema_validator() -> Any:
 
     schema, defs = codec.request_json_schema(ref_prefix="#/components/schemas/")
     document = {**schema, "components": {"schemas": defs}}
+    jsonschema.Draft202012Validator.check_schema(document)  # OpenAPI 3.1 speaks JSON Schema 2020-12
     return jsonschema.Draft202012Validator(document)
 
 
