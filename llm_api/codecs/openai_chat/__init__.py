@@ -14,7 +14,7 @@ from llm_api.codecs.openai_chat._common import (
     finish_reason_of,
     stop_reason_of,
 )
-from llm_api.codecs.openai_chat.decode import MAPPED_FIELDS, decode_request
+from llm_api.codecs.openai_chat.decode import DEFAULT_VALUES, MAPPED_FIELDS, decode_request, is_default
 from llm_api.codecs.openai_chat.encode import EncodedRequest, encode_request, reasoning_effort
 from llm_api.codecs.openai_chat.errors import error_body, error_type_for_status
 from llm_api.codecs.openai_chat.passthrough import Passthrough, PassthroughStreamObserver, prepare_passthrough
@@ -24,6 +24,7 @@ from llm_api.codecs.openai_chat.validation import param_of, validate_request
 from llm_api.codecs.openai_chat.wire import ChatCompletionRequest, request_json_schema
 
 __all__ = [
+    "DEFAULT_VALUES",
     "DONE_FRAME",
     "EXTRAS_KEY",
     "MAPPED_FIELDS",
@@ -42,6 +43,7 @@ __all__ = [
     "error_body",
     "error_type_for_status",
     "finish_reason_of",
+    "is_default",
     "param_of",
     "prepare_passthrough",
     "reasoning_effort",

@@ -48,9 +48,17 @@ def stop_reason_of(finish_reason: Any, *, tool_calls: bool = False) -> StopReaso
 
 
 def finish_reason_of(stop_reason: str | None, *, tool_calls: bool = False) -> FinishReason:
-    """Neutral → always one of OpenAI's values; tool calls make it `tool_calls` unless cut by `length`."""
+    """Neutral → always one of OpenAI's values.
+
+    `tool_calls` exactly when tool calls were sent, unless cut by `length` (their arguments may be
+    incomplete, which the client must know); clients' tool loops key on it.
+    """
     reason = FINISH_OF_STOP_REASON.get(stop_reason or "", "stop")
-    return "tool_calls" if tool_calls and reason != "length" else reason
+    if reason == "length":
+        return reason
+    if tool_calls:
+        return "tool_calls"
+    return "stop" if reason == "tool_calls" else reason
 
 
 def usage_from(usage: Mapping[str, Any] | None) -> Usage:
@@ -60,20 +68,26 @@ def usage_from(usage: Mapping[str, Any] | None) -> Usage:
     prompt = int(usage.get("prompt_tokens") or 0)
     details = usage.get("prompt_tokens_details") or {}
     cached = int(details.get("cached_tokens") or 0)
+    written = int(details.get("cache_write_tokens") or 0)
     return Usage(
-        input_tokens=max(prompt - cached, 0),
+        input_tokens=max(prompt - cached - written, 0),
         output_tokens=int(usage.get("completion_tokens") or 0),
         cache_read_tokens=cached,
+        cache_write_tokens=written,
     )
 
 
 def usage_to(usage: Usage) -> dict[str, Any]:
+    """`prompt_tokens` counts every input token, cached or written to the cache (Anthropic's too)."""
     prompt = usage.prompt_tokens
+    details: dict[str, int] = {"cached_tokens": usage.cache_read_tokens}
+    if usage.cache_write_tokens:
+        details["cache_write_tokens"] = usage.cache_write_tokens
     return {
         "prompt_tokens": prompt,
         "completion_tokens": usage.output_tokens,
         "total_tokens": prompt + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+        "prompt_tokens_details": details,
     }
 
 

@@ -16,6 +16,7 @@ Decisions:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from llm_api.chat_model import (
@@ -53,6 +54,11 @@ MAPPED_FIELDS = frozenset(
         "reasoning_effort",
         "user",
     }
+)
+# Unmapped parameters at these values ask for nothing beyond the default: a caller may drop them
+# silently instead of naming them (see `is_default`).
+DEFAULT_VALUES: Mapping[str, Any] = MappingProxyType(
+    {"n": 1, "presence_penalty": 0, "frequency_penalty": 0, "logprobs": False, "top_logprobs": 0}
 )
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max"})
@@ -160,19 +166,20 @@ def _messages(messages: Sequence[Mapping[str, Any]]) -> tuple[tuple[Text, ...], 
         role = message["role"]
         extras = make_extras(message, _MESSAGE)
         if role in ("system", "developer"):
-            texts = [block for block in _blocks(message["content"], where, images=False)]
+            texts = _non_empty(_blocks(message["content"], where, images=False))
             if not out and not results:
                 system.extend(block for block in texts if isinstance(block, Text))
             else:
                 flush_results()
-                out.append(Message("system", _non_empty(texts), extras=extras))
+                out.append(Message("system", texts, extras=extras))
         elif role == "tool":
             content = tuple(_blocks(message["content"], where, images=True))
             results.append(ToolResult(message["tool_call_id"], content, extras=extras))
         elif role == "user":
             blocks = _blocks(message["content"], where, images=True)
             if results:
-                out.append(Message("user", (*results, *blocks), extras=extras))
+                # Even an empty user message is kept (as an empty text): it was a message of its own.
+                out.append(Message("user", (*results, *(blocks or [Text("")])), extras=extras))
                 results.clear()
             else:
                 out.append(Message("user", _non_empty(blocks), extras=extras))
@@ -234,6 +241,14 @@ def _reasoning(effort: str | None) -> Reasoning | None:
     if effort not in EFFORTS:
         raise _unsupported("reasoning_effort", "this reasoning effort cannot be translated")
     return Reasoning(effort=effort)  # type: ignore[arg-type]  # one of EFFORTS
+
+
+def is_default(name: str, value: Any) -> bool:
+    """Whether an unmapped parameter's value is OpenAI's default (`n: 1`, a penalty of 0...)."""
+    if name not in DEFAULT_VALUES:
+        return False
+    default = DEFAULT_VALUES[name]
+    return value == default and isinstance(value, bool) == isinstance(default, bool)
 
 
 def decode_request(body: Mapping[str, Any]) -> Chat:

@@ -127,7 +127,9 @@ class _Encoder:
                 self.drop("assistant_image")
             else:
                 self.drop("assistant_tool_result")
-        encoded: dict[str, Any] = {"role": "assistant", "content": _content(texts) if texts else None}
+        # `null` content only beside tool calls: OpenAI refuses an assistant message with neither.
+        content = _content(texts) if texts else (None if calls else "")
+        encoded: dict[str, Any] = {"role": "assistant", "content": content}
         if calls:
             encoded["tool_calls"] = calls
         self.messages.append({**encoded, **_message_extras(message)})

@@ -122,7 +122,7 @@ class PassthroughStreamObserver:
         usage = chunk.get("usage")
         if isinstance(usage, Mapping) and usage:
             # A usage the gateway cannot read stays None (the caller sees it), and the client still gets it.
-            with contextlib.suppress(TypeError, ValueError):
+            with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
                 self.usage = usage_from(usage)
             if not choices and not self._include_usage:
                 return False

@@ -36,8 +36,12 @@ def tool_arguments(arguments: str) -> dict[str, Any]:
 
 
 def decode_response(body: Mapping[str, Any]) -> ChatResult:
-    """An upstream `chat.completion` → neutral; KeyError, TypeError or ValueError on a wrong shape."""
-    choice = body["choices"][0]
+    """An upstream `chat.completion` → neutral; AttributeError, KeyError, TypeError or ValueError on a
+    wrong shape (never IndexError)."""
+    choices = body["choices"]
+    if not choices:
+        raise ValueError("no choices")
+    choice = choices[0]
     message = choice["message"]
     content: list[Block] = []
     text = message.get("content")

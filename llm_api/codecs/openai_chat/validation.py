@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
+from typing_extensions import is_typeddict
 
 from llm_api.codecs.openai_chat import wire
 from llm_api.errors import InvalidRequest
 
 
-def _field_names(models: Iterable[type[BaseModel]]) -> frozenset[str]:
+def _field_names() -> frozenset[str]:
     names: set[str] = set()
-    for model in models:
-        for name, info in model.model_fields.items():
-            names.add(info.alias or name)
+    for value in vars(wire).values():
+        if is_typeddict(value):
+            names.update(value.__annotations__)
     return frozenset(names)
 
 
-_MODELS = [
-    value for value in vars(wire).values() if isinstance(value, type) and issubclass(value, wire._Open)
-]
 # A key of the client's own (a `metadata` or `logit_bias` key) may be anything, even prompt text: an error
-# location shows only the keys the wire models define, any other key as "*".
-KNOWN_FIELDS = _field_names(_MODELS)
+# location shows only the keys the wire types define, any other key as "*".
+KNOWN_FIELDS = _field_names()
 
 
 def param_of(loc: Sequence[str | int]) -> str:
@@ -100,7 +98,7 @@ def validate_request(body: bytes) -> dict[str, Any]:
             details=[{"loc": ["body"], "type": "dict_type", "msg": "Input should be an object"}],
         )
     try:
-        wire.ChatCompletionRequest.model_validate(data)
+        wire.REQUEST.validate_python(data)
     except ValidationError as exc:
         details = safe_details(exc, data)
         # `str | list` content fails both ways: the deepest location is the one that tells what is wrong.
