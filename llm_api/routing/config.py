@@ -209,7 +209,10 @@ def _check(parsed: GatewayFile) -> list[tuple[str, str]]:
         where = f"deployments[{index}]"
         if deployment.name in seen:
             problems.append(
-                (f"{where}.name", f"'{deployment.name}' is already used by deployments[{seen[deployment.name]}]")
+                (
+                    f"{where}.name",
+                    f"'{deployment.name}' is already used by deployments[{seen[deployment.name]}]",
+                )
             )
         seen.setdefault(deployment.name, index)
         if deployment.base_url is not None:
@@ -235,9 +238,7 @@ def _check(parsed: GatewayFile) -> list[tuple[str, str]]:
             if alias.strategy != "weighted":
                 problems.append((f"{where}.weights", "only for strategy: weighted"))
             elif len(alias.weights) != len(alias.targets):
-                problems.append(
-                    (f"{where}.weights", f"needs one weight per target ({len(alias.targets)})")
-                )
+                problems.append((f"{where}.weights", f"needs one weight per target ({len(alias.targets)})"))
     return problems
 
 
@@ -286,7 +287,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     keys: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in keys:
             raise yaml.constructor.ConstructorError(
                 "while constructing a mapping", node.start_mark, f"duplicate key '{key}'", key_node.start_mark

@@ -54,7 +54,7 @@ class Planner:
 
     def __init__(self, config: GatewayConfig, *, rng: random.Random | None = None) -> None:
         self._config = config
-        self._rng = rng or random.Random()  # noqa: S311 - load spreading, not security
+        self._rng = rng or random.Random()
         self._serving: dict[str, tuple[ResolvedDeployment, ...]] = {}
 
     @property

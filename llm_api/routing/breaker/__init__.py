@@ -107,7 +107,9 @@ class Breaker:
     async def record_success(self, deployment: str) -> None:
         """A good answer: closes a half-open breaker."""
         await self._call(
-            lambda store: store.release(deployment, token="", outcome="success", retry_after_s=None, probe=False)
+            lambda store: store.release(
+                deployment, token="", outcome="success", retry_after_s=None, probe=False
+            )
         )
 
     async def state(self, deployment: str) -> DeploymentState:

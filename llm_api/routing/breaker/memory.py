@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from llm_api.routing.breaker.types import Admission, BreakerPolicy, DeploymentState, Outcome
+from llm_api.routing.breaker.types import Admission, BreakerPolicy, DeploymentState, Outcome, StateName
 
 
 @dataclass(slots=True)
@@ -92,7 +92,7 @@ class MemoryBreakerStore:
             return DeploymentState(
                 deployment, "closed", None, len(entry.failures), len(entry.in_flight), source=self.name
             )
-        name = "open" if now < entry.open_until else "half-open"
+        name: StateName = "open" if now < entry.open_until else "half-open"
         return DeploymentState(
             deployment,
             name,

@@ -77,7 +77,7 @@ class BreakerStore(Protocol):
     async def release(
         self, deployment: str, *, token: str, outcome: Outcome, retry_after_s: float | None, probe: bool
     ) -> bool:
-        """Count the outcome (and end the in-flight entry `token`, if any); True if this opened the breaker."""
+        """Count the outcome (and end the in-flight entry `token`, if any); True if it opened the breaker."""
         ...
 
     async def state(self, deployment: str) -> DeploymentState: ...
