@@ -78,6 +78,17 @@ class Settings(BaseSettings):
     rate_limit_key_prefix: str = Field(default="llm_api", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
+    # Router and cache (issue 11): the gateway file, the breaker's and the cache's Redis keys.
+    gateway_config: str | None = Field(
+        default=None, description="Path of the gateway file (deployments, aliases, router); unset: none."
+    )
+    router_key_prefix: str = Field(default="llm_api", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    router_redis_timeout_s: float = Field(default=0.25, gt=0)
+    cache_enabled: bool = False
+    cache_ttl_s: int = Field(default=3600, ge=1)
+    cache_scope: Literal["key", "shared"] = "key"
+    cache_max_entry_bytes: int = Field(default=1024 * 1024, ge=1024)
+
     # Operations.
     log_level: str = "INFO"
     docs_enabled: bool = True
@@ -158,6 +169,7 @@ class Settings(BaseSettings):
     @field_validator(
         "anthropic_api_key",
         "openai_api_key",
+        "gateway_config",
         "otel_exporter_otlp_endpoint",
         "otel_exporter_otlp_traces_endpoint",
         "otel_exporter_otlp_metrics_endpoint",
@@ -176,6 +188,8 @@ class Settings(BaseSettings):
                 "no client API key configured: set API_KEYS or API_KEY_HASHES "
                 "(or ALLOW_UNAUTHENTICATED=true for local development only)"
             )
+        if self.cache_enabled and self.redis_url is None:
+            raise ValueError("CACHE_ENABLED=true needs REDIS_URL (cached answers live in Redis)")
         if self.llm_retry_wait_max_s < self.llm_retry_wait_min_s:
             raise ValueError("LLM_RETRY_WAIT_MAX_S must be at least LLM_RETRY_WAIT_MIN_S")
         return self
