@@ -30,7 +30,8 @@ OTHER_PROCESS = textwrap.dedent(
 
     async def main(prefix: str, action: str) -> None:
         client = aioredis.Redis.from_url(sys.argv[3])
-        breaker = Breaker(BreakerPolicy(failures=3, window_s=30, cooldown_s=0.5), redis=client, key_prefix=prefix)
+        policy = BreakerPolicy(failures=3, window_s=30, cooldown_s=0.5)
+        breaker = Breaker(policy, redis=client, key_prefix=prefix)
         result = {}
         if action == "fail":
             result["opened"] = [await breaker.record_failure("claude-a") for _ in range(3)]

@@ -54,7 +54,8 @@ def test_the_fallback_deployment_is_the_other_one() -> None:
 def test_a_weighted_alias_draws_its_first_target_by_weight_and_keeps_the_rest_as_fallbacks() -> None:
     text = REFERENCE.replace(
         "smart: {strategy: fallback, targets: [claude-opus-4-5, gpt-4o]}",
-        "smart: {strategy: weighted, targets: [claude-opus-4-5, gpt-4o, llama-3-70b], weights: [2, 1, 1], cache: true}",
+        "smart: {strategy: weighted, targets: [claude-opus-4-5, gpt-4o, llama-3-70b], "
+        "weights: [2, 1, 1], cache: true}",
     )
     planner = Planner(config(text), rng=random.Random(11))
     plans = [planner.plan("smart") for _ in range(DRAWS)]
