@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given
+from hypothesis import strategies as st
 
 from llm_api.routing.breaker import Breaker, BreakerPolicy, MemoryBreakerStore
 from tests.routing_support import Clock
@@ -209,3 +211,45 @@ async def test_keys_carry_one_hash_tag_per_deployment(redis_client: aioredis.Red
     keys = sorted([key.decode() async for key in redis_client.scan_iter(match=f"{prefix}:*")])
     assert keys == [f"{prefix}:router:{{claude-a}}:fails", f"{prefix}:router:{{claude-a}}:inflight"]
     assert all([await redis_client.pttl(key) > 0 for key in keys])  # nothing lingers
+
+
+OPERATIONS = st.lists(
+    st.one_of(
+        st.just(("acquire",)),
+        st.tuples(st.just("release"), st.sampled_from(["success", "failure", "neutral"])),
+        st.tuples(st.just("fail"), st.none() | st.floats(min_value=0, max_value=100)),
+        st.tuples(st.just("advance"), st.floats(min_value=0, max_value=40)),
+    ),
+    max_size=60,
+)
+
+
+@given(OPERATIONS)
+def test_never_more_than_one_probe_and_open_means_refused(operations: list[tuple[object, ...]]) -> None:
+    clock = Clock()
+    breaker = Breaker(BreakerPolicy(failures=3, window_s=30, cooldown_s=30), clock=clock)
+
+    async def run() -> None:
+        held = []
+        for operation in operations:
+            state = await breaker.state("d")
+            if operation[0] == "acquire":
+                admission = await breaker.acquire("d")
+                if state.state == "open":
+                    assert not admission.admitted
+                    assert admission.retry_at == state.open_until
+                if admission.admitted:
+                    held.append(admission)
+                if admission.probe:
+                    assert state.state == "half-open" and not state.probe_in_flight
+            elif operation[0] == "release" and held:
+                await breaker.release(held.pop(0), operation[1])  # type: ignore[arg-type]
+            elif operation[0] == "fail":
+                await breaker.record_failure("d", operation[1])  # type: ignore[arg-type]
+            elif operation[0] == "advance":
+                clock.advance(operation[1])  # type: ignore[arg-type]
+            outstanding = [a for a in held if a.probe]
+            assert len(outstanding) <= 1 or (await breaker.state("d")).state != "half-open"
+            assert (await breaker.state("d")).in_flight == len(held)
+
+    asyncio.run(run())
