@@ -162,5 +162,6 @@ def test_cache_settings_are_validated_at_start_up() -> None:
     with pytest.raises(ValueError, match="cache_scope"):
         Settings(allow_unauthenticated=True, cache_scope="everyone")  # type: ignore[arg-type]
     settings = Settings(allow_unauthenticated=True, cache_enabled=True, redis_url="redis://127.0.0.1:6379/0")
-    assert (settings.cache_ttl_s, settings.cache_scope, settings.cache_max_entry_bytes) == (3600, "key", 1048576)
+    defaults = (settings.cache_ttl_s, settings.cache_scope, settings.cache_max_entry_bytes)
+    assert defaults == (3600, "key", 1024 * 1024)
     assert Settings(allow_unauthenticated=True, gateway_config=" ").gateway_config is None
