@@ -62,6 +62,10 @@ class RouteChain:
     def as_records(self) -> list[dict[str, object]]:
         return [hop.as_record() for hop in self.hops]
 
+    def hold(self, breaker: Breaker, admission: Admission) -> None:
+        """Keep the serving deployment's admission until `finish` (a stream in progress)."""
+        self._held = (breaker, admission)
+
     async def finish(self, error: BaseException | None = None) -> None:
         """End a held stream: releases its in-flight entry; a failure worth a fallback after the first
         delta (too late to fall back) still counts against the deployment. Safe to call twice."""

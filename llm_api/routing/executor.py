@@ -155,7 +155,7 @@ async def execute(
                     metrics.record_request(deployment=hop.deployment, model=hop.model, outcome="ok")
                 chain.served = target
                 if hold:
-                    chain._held = (breaker, admission)
+                    chain.hold(breaker, admission)
                 else:
                     await breaker.release(admission, "success")
                 return value
