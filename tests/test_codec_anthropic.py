@@ -843,7 +843,7 @@ _wire_bodies = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_wire_bodies)
 def test_any_valid_body_decodes_to_a_chat_or_a_named_400(data: dict[str, Any]) -> None:
     validated = validate(data)

@@ -330,7 +330,7 @@ def _content(final: Any) -> list[dict[str, Any]]:
     return blocks
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(neutral_streams(), st.data())
 def test_any_stream_split_anywhere_is_read_back_by_the_sdk(
     stream: tuple[list[StreamEvent], list[dict[str, Any]]], data: st.DataObject
