@@ -6,6 +6,7 @@ wire JSON out) and hypothesis round trips. Streams are in test_codec_anthropic_s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -31,6 +32,9 @@ from llm_api.chat_model import (
 )
 from llm_api.codecs import anthropic_messages as codec
 from llm_api.codecs import openai_chat
+from llm_api.emulator.anthropic_validate import validate_messages_body
+from llm_api.emulator.catalogue import default_models
+from llm_api.emulator.openai_validate import validate_chat_body
 from llm_api.errors import InvalidRequest, UnsupportedParameter
 from tests.anthropic_codec_support import check_golden, load
 
@@ -124,6 +128,11 @@ INVALID: list[tuple[str, Any, str]] = [
     ),
     ("custom tool without schema", body(tools=[{"name": "x"}]), "tools.0.input_schema"),
     (
+        "tool name with a space",
+        body(tools=[{"name": "read file", "input_schema": {"type": "object"}}]),
+        "tools.0.name",
+    ),
+    (
         "tool schema not an object",
         body(tools=[{"name": "x", "input_schema": {"type": "array"}}]),
         "tools.0.input_schema.type",
@@ -180,6 +189,7 @@ def _schema_validator() -> Any:
 
     schema, defs = codec.request_json_schema(ref_prefix="#/components/schemas/")
     document = {**schema, "components": {"schemas": defs}}
+    jsonschema.Draft202012Validator.check_schema(document)  # OpenAPI 3.1 speaks JSON Schema 2020-12
     return jsonschema.Draft202012Validator(document)
 
 
@@ -229,6 +239,47 @@ def test_decode_thinking_budget_and_structured_output() -> None:
 
 
 @pytest.mark.parametrize(
+    ("fields", "reasoning"),
+    [
+        ({}, None),
+        ({"thinking": {"type": "enabled", "budget_tokens": 3000}}, Reasoning(budget_tokens=3000)),
+        ({"thinking": {"type": "adaptive"}}, Reasoning(effort="medium")),
+        ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}, Reasoning(effort="max")),
+        ({"output_config": {"effort": "low"}}, Reasoning(effort="low")),
+        ({"thinking": {"type": "disabled"}}, None),
+        ({"thinking": {"type": "disabled"}, "output_config": {"effort": "high"}}, Reasoning(effort="high")),
+        ({"output_config": {"effort": "turbo"}}, None),
+    ],
+)
+def test_decode_thinking_and_effort(fields: dict[str, Any], reasoning: Reasoning | None) -> None:
+    chat = codec.decode_request(validate(body(**fields)))
+    assert chat.reasoning == reasoning
+    assert ("output_config.effort" in chat.unmapped) is (
+        fields.get("output_config", {}).get("effort") == "turbo"
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "max_tokens_param"),
+    [
+        ("o4-mini", {}, "max_completion_tokens"),
+        # What the service does for a model without reasoning and a lower output limit.
+        ("gpt-4o-mini", {"reasoning": None, "max_tokens": 16384}, "max_tokens"),
+    ],
+)
+def test_a_claude_code_request_translated_for_openai_passes_the_emulators_checks(
+    model: str, changes: dict[str, Any], max_tokens_param: Any
+) -> None:
+    """Path 3, request side: this codec's decoder, then the OpenAI codec's encoder."""
+    chat = codec.decode_request(validate(load("claude_code_request.input.json")))
+    chat = dataclasses.replace(chat, model=model, **changes)
+    encoded = openai_chat.encode_request(chat, max_tokens_param=max_tokens_param)
+    assert validate_chat_body(json.loads(orjson.dumps(encoded.body)), default_models()) is None
+    roles = [message["role"] for message in encoded.body["messages"]]
+    assert roles.count("system") == 2 and roles.count("tool") == 2  # the mid-conversation one in place
+
+
+@pytest.mark.parametrize(
     ("block", "where"),
     [
         (
@@ -244,6 +295,7 @@ def test_decode_thinking_budget_and_structured_output() -> None:
             },
             "messages.0.content.0.content.0",
         ),
+        ({"type": "canary_block_type_5d1e"}, "messages.0.content.0"),
     ],
 )
 def test_content_another_vendor_cannot_take_is_a_400_naming_its_place(
@@ -253,7 +305,7 @@ def test_content_another_vendor_cannot_take_is_a_400_naming_its_place(
         codec.decode_request(validate(body(messages=[{"role": "user", "content": [block]}])))
     assert caught.value.status_code == 400
     assert caught.value.message.startswith(where + ":") and caught.value.param == where
-    assert CANARY not in caught.value.message
+    assert CANARY not in caught.value.message and "canary" not in caught.value.message
 
 
 # ---------------------------------------------------------------- encode_request
@@ -286,6 +338,17 @@ def test_encode_an_openai_request_for_claude() -> None:
     assert encoded.body["temperature"] == 1.0 and encoded.clamped == ("temperature",)
 
 
+@pytest.mark.parametrize(
+    "name", ["openai_request.input.json", "openai_json_schema.input.json", "openai_tool_loop.input.json"]
+)
+@pytest.mark.parametrize("structured_outputs", [True, False])
+def test_translated_requests_pass_the_emulators_checks(name: str, structured_outputs: bool) -> None:
+    """The emulator checks bodies as the real API does (tool turns, images, thinking rules...)."""
+    chat = openai_chat.decode_request(load(name))
+    encoded = encode(chat, so=structured_outputs)
+    assert validate_messages_body(json.loads(orjson.dumps(encoded.body)), default_models()) is None
+
+
 @pytest.mark.parametrize("structured_outputs", [True, False])
 def test_encode_json_schema_output(structured_outputs: bool) -> None:
     chat = openai_chat.decode_request(load("openai_json_schema.input.json"))
@@ -294,6 +357,7 @@ def test_encode_json_schema_output(structured_outputs: bool) -> None:
         f"openai_json_schema.encoded.{'structured' if structured_outputs else 'tool'}.json", encoded.body
     )
     validate(encoded.body)
+    assert encoded.unwrap_forced_json is not structured_outputs
     if structured_outputs:
         assert encoded.body["output_config"]["format"]["type"] == "json_schema"
         assert encoded.body["thinking"] == {"type": "enabled", "budget_tokens": 8192}
@@ -309,6 +373,7 @@ def test_json_object_always_uses_the_forced_tool() -> None:
         response_format=ResponseFormat("json_object"),
     )
     encoded = encode(chat)
+    assert encoded.unwrap_forced_json
     assert encoded.body["tools"][-1]["name"] == codec.FORCED_JSON_TOOL
     assert encoded.body["tools"][-1]["input_schema"] == {"type": "object"}
     assert "output_config" not in encoded.body
@@ -683,3 +748,116 @@ def test_token_estimate_of_a_chat() -> None:
         **{**_fields(chat), "messages": (*chat.messages, Message("user", (Text("more words here"),)))}
     )
     assert codec.estimate_input_tokens(bigger) > estimate
+
+
+# ---------------------------------------------------------------- any valid body: a Chat or a 400
+
+_short = st.text(max_size=12)
+_extra = st.fixed_dictionaries(
+    {},
+    optional={
+        "cache_control": st.just({"type": "ephemeral"}),
+        "citations": st.none() | st.just([]),
+        "future": _json_value,
+    },
+)
+_source = st.one_of(
+    st.fixed_dictionaries(
+        {"type": st.just("base64"), "media_type": st.just("image/gif"), "data": st.just("R0lG")}
+    ),
+    st.fixed_dictionaries({"type": st.just("url"), "url": st.just("https://example.com/x.png")}),
+    st.fixed_dictionaries({"type": st.just("file"), "file_id": _short}),
+)
+_part = st.one_of(
+    st.builds(lambda text, extra: {**extra, "type": "text", "text": text}, _short, _extra),
+    st.fixed_dictionaries({"type": st.just("image"), "source": _source}),
+    st.fixed_dictionaries({"type": st.just("search_result"), "title": _short}),
+)
+_wire_block = st.one_of(
+    _part,
+    st.fixed_dictionaries({"type": st.just("tool_use"), "id": _word, "name": _word, "input": _args}),
+    st.fixed_dictionaries(
+        {"type": st.just("tool_result"), "tool_use_id": _word},
+        optional={"content": _short | st.lists(_part, max_size=2), "is_error": st.booleans()},
+    ),
+    st.fixed_dictionaries({"type": st.just("thinking"), "thinking": _short, "signature": _short}),
+    st.fixed_dictionaries({"type": st.just("redacted_thinking"), "data": _short}),
+    st.fixed_dictionaries({"type": st.just("server_tool_use"), "id": _word}),
+)
+_wire_message = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "role": st.sampled_from(["user", "assistant"]),
+            "content": _text | st.lists(_wire_block, min_size=1, max_size=4),
+        }
+    ),
+    st.fixed_dictionaries({"role": st.just("system"), "content": _text}),
+)
+_tool_name = st.from_regex(r"[a-zA-Z0-9_-]{1,20}", fullmatch=True)
+_wire_tool = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "name": _tool_name,
+            "input_schema": st.just({"type": "object", "properties": {"a": {"type": "string"}}}),
+        },
+        optional={"description": _short, "cache_control": st.just({"type": "ephemeral"})},
+    ),
+    st.fixed_dictionaries({"type": st.just("web_search_20250305"), "name": st.just("web_search")}),
+)
+_wire_bodies = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["claude-x", "gpt-4o"]),
+        "max_tokens": st.integers(0, 100_000),
+        "messages": st.lists(_wire_message, min_size=1, max_size=5),
+    },
+    optional={
+        "system": _short
+        | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": _short}), max_size=2),
+        "tools": st.lists(_wire_tool, max_size=3),
+        "tool_choice": st.one_of(
+            st.fixed_dictionaries({"type": st.sampled_from(["auto", "any", "none"])}),
+            st.fixed_dictionaries(
+                {"type": st.just("tool"), "name": _word},
+                optional={"disable_parallel_tool_use": st.booleans()},
+            ),
+        ),
+        "thinking": st.one_of(
+            st.fixed_dictionaries({"type": st.just("enabled"), "budget_tokens": st.integers(1024, 50_000)}),
+            st.fixed_dictionaries({"type": st.sampled_from(["adaptive", "disabled"])}),
+        ),
+        "output_config": st.fixed_dictionaries(
+            {},
+            optional={
+                "effort": st.sampled_from(["low", "max", "turbo"]),
+                "format": st.just({"type": "json_schema", "schema": {"type": "object"}}),
+            },
+        ),
+        "metadata": st.fixed_dictionaries({}, optional={"user_id": _short, "tenant": _short}),
+        "stop_sequences": st.lists(_short, max_size=3),
+        "temperature": st.floats(0, 1),
+        "top_p": st.floats(0, 1),
+        "top_k": st.integers(0, 500),
+        "stream": st.booleans(),
+        "context_management": st.just({"edits": []}),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_wire_bodies)
+def test_any_valid_body_decodes_to_a_chat_or_a_named_400(data: dict[str, Any]) -> None:
+    validated = validate(data)
+    try:
+        chat = codec.decode_request(validated)
+    except UnsupportedParameter as exc:
+        assert exc.status_code == 400 and exc.param and exc.message.startswith(exc.param)
+        return
+    assert codec.estimate_input_tokens(chat) > 0
+    for structured in (True, False):
+        try:
+            encoded = encode(chat, so=structured)
+        except UnsupportedParameter as exc:
+            assert exc.param
+            continue
+        validate(json.loads(orjson.dumps(encoded.body)))
+        assert set(chat.unmapped) <= set(encoded.dropped)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx2
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -329,7 +330,7 @@ def _content(final: Any) -> list[dict[str, Any]]:
     return blocks
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(neutral_streams(), st.data())
 def test_any_stream_split_anywhere_is_read_back_by_the_sdk(
     stream: tuple[list[StreamEvent], list[dict[str, Any]]], data: st.DataObject
@@ -406,3 +407,136 @@ def test_the_observer_sees_an_in_stream_error_and_ignores_garbage() -> None:
         "error", b'{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}'
     )
     assert observer.error == {"type": "overloaded_error", "message": "Overloaded"} and not observer.done
+    unreadable = codec.PassthroughStreamObserver()
+    unreadable.observe("error", b"<html>oops</html>")
+    assert unreadable.error == {"type": "api_error"}
+
+
+def test_tool_arguments_given_at_the_start_are_kept_both_ways() -> None:
+    start = {"type": "message_start", "message": {"id": "m", "model": "c", "usage": {"input_tokens": 1}}}
+    block = {"type": "tool_use", "id": "t1", "name": "fn", "input": {"a": 1}}
+    events, _ = decode(
+        [
+            ("message_start", start),
+            ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ]
+    )
+    assert events[2] == ToolArgumentsDelta(0, '{"a":1}')
+    encoder = codec.StreamEncoder(id="m", model="c")
+    body = encoder.encode(
+        [
+            MessageStart("m", "c"),
+            BlockStart(0, ToolCall("t1", "fn", {"a": 1})),
+            BlockStop(0),
+            MessageDelta("tool_use", Usage()),
+        ]
+    )
+    _, final = sdk_stream([body])
+    assert final.content[0].input == {"a": 1}
+
+
+def test_path3_an_openai_stream_reaches_an_anthropic_client() -> None:
+    """The OpenAI codec's decoder, then this encoder, read by the anthropic SDK: the whole of path 3's
+    response side. The usage chunk comes after the finish reason; message_delta waits for it."""
+    from llm_api.codecs import openai_chat
+
+    def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+        return {
+            "id": "chatcmpl-7",
+            "object": "chat.completion.chunk",
+            "model": "gpt-4o-mini",
+            "choices": choices,
+            **extra,
+        }
+
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "Read", "arguments": ""}}
+    chunks = [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "Reading"}),
+        chunk({"content": " it."}),
+        chunk({"tool_calls": [call]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"file_path": '}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"a.txt"}'}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 1,
+                        "id": "call_2",
+                        "type": "function",
+                        "function": {"name": "Ls", "arguments": ""},
+                    }
+                ]
+            }
+        ),
+        chunk({}, "tool_calls"),
+        chunk(
+            usage={
+                "prompt_tokens": 50,
+                "completion_tokens": 12,
+                "prompt_tokens_details": {"cached_tokens": 20},
+            }
+        ),
+    ]
+    decoder = openai_chat.StreamDecoder()
+    encoder = codec.StreamEncoder(id=decoder.id or "chatcmpl-7", model="gpt-4o-mini")
+    pieces = [encoder.encode(decoder.feed(item)) for item in chunks]
+    pieces.append(encoder.encode(decoder.finish()))
+    assert b"message_delta" in pieces[-2] and b"message_delta" not in b"".join(pieces[:-2])
+    body = b"".join(pieces)
+    check_path3_rules(sse_frames(body))
+    texts, final = sdk_stream([body])
+    assert texts == ["Reading", " it."]
+    assert [(b.type, getattr(b, "input", None)) for b in final.content] == [
+        ("text", None),
+        ("tool_use", {"file_path": "a.txt"}),
+        ("tool_use", {}),
+    ]
+    assert final.stop_reason == "tool_use"
+    # Nothing counted twice: the cached part of prompt_tokens is cache_read_input_tokens.
+    assert (final.usage.input_tokens, final.usage.cache_read_input_tokens, final.usage.output_tokens) == (
+        30,
+        20,
+        12,
+    )
+
+
+def test_path2_an_anthropic_stream_reaches_an_openai_client() -> None:
+    """This decoder, then the OpenAI codec's encoder, read by the openai SDK's `chat.completions.stream()`."""
+    import openai
+
+    from llm_api.codecs import openai_chat
+
+    decoder = codec.StreamDecoder()
+    encoder = openai_chat.StreamEncoder(id="msg_01", model="claude-sonnet-4-5", created=1, include_usage=True)
+    body = (
+        b"".join(encoder.encode(decoder.feed(name, event)) for name, event in upstream_stream())
+        + encoder.done()
+    )
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    client = openai.OpenAI(
+        api_key="test",
+        base_url="http://gateway.test/v1",
+        http_client=httpx2.Client(transport=httpx2.MockTransport(answer)),
+    )
+    with (
+        client,
+        client.chat.completions.stream(
+            model="claude-sonnet-4-5", messages=[{"role": "user", "content": "hi"}]
+        ) as stream,
+    ):
+        completion = stream.get_final_completion()
+    message = completion.choices[0].message
+    assert message.content == "Hello world"
+    assert [(c.function.name, c.function.arguments) for c in message.tool_calls] == [
+        ("get_weather", '{"city": "Paris"}')
+    ]
+    assert completion.choices[0].finish_reason == "tool_calls"
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (125, 42)
+    assert completion.usage.prompt_tokens_details.cached_tokens == 100

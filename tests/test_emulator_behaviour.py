@@ -15,6 +15,8 @@ import anthropic
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from tests.support import ROOT, Emulator, free_port, run_emulator, stop_process, wait_ready
@@ -350,3 +352,72 @@ def test_records_stay_bounded(tmp_path: Path) -> None:
         assert rss_after - rss_before < 20_000, (rss_before, rss_after)
     finally:
         stop_process(proc)
+
+
+# -- no input makes the emulator fail ----------------------------------------------------------
+
+_scalar = st.none() | st.booleans() | st.integers(-5, 70_000) | st.text(max_size=6)
+_json = st.recursive(
+    _scalar | st.floats(allow_nan=False, allow_infinity=False),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+    max_leaves=8,
+)
+_BLOCK_TYPES = ["text", "image", "image_url", "tool_use", "tool_result", "thinking", "redacted_thinking", "x"]
+_BLOCK_KEYS = [
+    "type",
+    "text",
+    "source",
+    "image_url",
+    "id",
+    "name",
+    "input",
+    "tool_use_id",
+    "content",
+    "signature",
+]
+_block = st.fixed_dictionaries(
+    {"type": st.sampled_from(_BLOCK_TYPES)},
+    optional={key: _json for key in _BLOCK_KEYS[1:]},
+)
+_message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["user", "assistant", "system", "tool", "developer", "x"])},
+    optional={
+        "content": st.one_of(st.text(max_size=6), st.lists(_block, max_size=3), _json),
+        "tool_calls": _json,
+        "tool_call_id": _json,
+    },
+)
+_FIELDS = [
+    "max_tokens",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "output_config",
+    "output_format",
+    "response_format",
+    "temperature",
+    "reasoning_effort",
+    "max_completion_tokens",
+    "stream_options",
+    "parallel_tool_calls",
+    "stream",
+]
+_bodies = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["claude-sonnet-4-6", "gpt-4o-mini", "o3", "claude-opus-4-7"]) | _json,
+        "messages": st.lists(_message, max_size=4) | _json,
+    },
+    optional={key: _json for key in _FIELDS},
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=_bodies, path=st.sampled_from(["/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions"])
+)
+def test_random_bodies_never_fail_the_emulator(emulator: Emulator, body: dict[str, Any], path: str) -> None:
+    response = httpx.post(
+        f"{emulator.base_url}{path}", json=body, headers={"x-api-key": "k", "Authorization": "Bearer k"}
+    )
+    assert response.status_code in (200, 400), response.text

@@ -76,6 +76,14 @@ def test_anthropic_scripted_tool_calls_json(claude: anthropic.Anthropic, emu: Em
     assert [(c.name, c.input) for c in calls] == [(t["name"], t["input"]) for t in TWO_CALLS]
     assert all(c.id.startswith("toolu_") for c in calls) and calls[0].id != calls[1].id
     assert msg.stop_reason == "tool_use"
+    single = claude.messages.create(
+        model="claude-sonnet-4-6",
+        max_tokens=100,
+        messages=USER_MSG,
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "auto", "disable_parallel_tool_use": True},
+    )
+    assert [b.type for b in single.content] == ["text", "tool_use"]
 
 
 def test_anthropic_tool_calls_streamed_in_pieces(claude: anthropic.Anthropic, emu: Emulator) -> None:
@@ -156,6 +164,10 @@ def test_openai_scripted_tool_calls_json(gpt: openai.OpenAI, emu: Emulator) -> N
         (t["name"], t["input"]) for t in TWO_CALLS
     ]
     assert all(c.id.startswith("call_") for c in calls)
+    single = gpt.chat.completions.create(
+        model="gpt-4o", messages=USER_MSG, tools=[OPENAI_WEATHER_TOOL], parallel_tool_calls=False
+    )
+    assert len(single.choices[0].message.tool_calls or []) == 1
 
 
 def test_openai_tool_only_answer_has_null_content(gpt: openai.OpenAI, emu: Emulator) -> None:

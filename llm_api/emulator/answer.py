@@ -65,6 +65,7 @@ class RequestFacts:
     json_object: bool = False  # a JSON answer without a schema
     tool_result: str | None = None  # the text of the last turn's tool results
     thinking: bool = False
+    one_tool_call: bool = False  # parallel tool use turned off: at most one call per answer
 
 
 def _calls(specs: list[ToolCallSpec]) -> list[PlannedToolCall]:
@@ -78,6 +79,8 @@ def _with_tools(text: str | None, config: EmulatorConfig, calls: list[PlannedToo
 
 def plan_answer(config: EmulatorConfig, turn: Turn | None, facts: RequestFacts) -> Answer:
     answer = _plan(config, turn, facts)
+    if facts.one_tool_call:
+        del answer.tool_calls[1:]
     if facts.thinking:
         answer.thinking = split_text(config.thinking_text, None) if config.thinking_text else []
     return answer

@@ -13,11 +13,12 @@ over-count slightly rather than under-count:
 
     total = ceil(sum over every text: system, messages, tool results, tool names, descriptions, schemas
                  and arguments as compact JSON)
-            + 4 per message + 3 per tool + 85 per image + 8 (the reply's priming)
+            + 4 per message + 3 per tool + 765 per image + 8 (the reply's priming)
 
 Measured against OpenAI's o200k and cl100k tokenizers (tests/golden/anthropic_messages/token_samples.json):
-English prose and docs +8..16%, Python code +11..14%, JSON and numbers +0..1%. The per-message, per-tool
-and per-image overheads follow OpenAI's published chat accounting (an image at `detail: low` is 85).
+English prose and docs +8..16%, Python code +11..14%, JSON and numbers +0..1%. The per-message and
+per-tool overheads follow OpenAI's published chat accounting; an image counts as OpenAI bills a
+1024x1024 one at high detail (85 + 4 tiles x 170), since the image's size is not read here.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from llm_api.chat_model import Chat, Image, Text, Thinking, ToolCall, ToolResult
 
 PER_MESSAGE = 4
 PER_TOOL = 3
-PER_IMAGE = 85
+PER_IMAGE = 765
 PRIMING = 8
 
 _PIECES = re.compile(r"[^\W\d_]+|\d+|\s+|[^\w\s]+|_+")

@@ -17,7 +17,7 @@ import orjson
 from llm_api.chat_model import StopReason, Usage
 from llm_api.codecs.anthropic_messages.request_encode import MIN_BUDGET
 from llm_api.codecs.anthropic_messages.response import stop_reason_of, usage_of
-from llm_api.codecs.anthropic_messages.stream import UNUSABLE, merged_usage, nulls_dropped
+from llm_api.codecs.anthropic_messages.stream import UNUSABLE, merged_usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +83,17 @@ class PassthroughStreamObserver:
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return  # the client gets the bytes as they are; the gateway has nothing to read in them
+            event = None
         if not isinstance(event, dict):
+            # The client gets the bytes as they are; the gateway can read nothing in them, but an
+            # unreadable `error` event is still an error.
+            if name == "error":
+                self.error = {"type": "api_error"}
             return
         try:
             self._read(event.get("type") or name, event)
         except UNUSABLE:
-            return
+            return  # a known event of an unexpected shape: what was read before it stands
 
     def _read(self, kind: str, event: Mapping[str, Any]) -> None:
         if kind == "message_start":
@@ -102,7 +106,7 @@ class PassthroughStreamObserver:
             self.stop_reason = stop_reason_of(delta.get("stop_reason"))
             stop_sequence = delta.get("stop_sequence")
             self.stop_sequence = stop_sequence if isinstance(stop_sequence, str) else None
-            self.usage = merged_usage(self.usage, nulls_dropped(event.get("usage") or {}))
+            self.usage = merged_usage(self.usage, event.get("usage") or {})
         elif kind == "error":
             error = event.get("error")
             self.error = error if isinstance(error, Mapping) else {"type": "api_error"}

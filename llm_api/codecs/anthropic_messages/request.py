@@ -5,8 +5,9 @@ locally). A same-vendor request is forwarded as the client sent it and never nee
 
 Decisions:
 - `thinking: {"type": "enabled", "budget_tokens": N}` is `Reasoning(budget_tokens=N)`; `adaptive` is
-  `Reasoning(effort=<output_config.effort>)` (an effort-less `Reasoning()` when no effort is given);
-  `output_config.effort` alone is `Reasoning(effort)`; `disabled` and `between_tools` are no reasoning.
+  `Reasoning(effort=<output_config.effort>)`, `medium` (OpenAI's default) when no effort is given;
+  `output_config.effort` alone (or with thinking `disabled`) is `Reasoning(effort)`; `disabled` and
+  `between_tools` without an effort are no reasoning.
 - `output_config.format` (structured outputs) is `ResponseFormat("json_schema")`.
 - Server tools (a `type` other than `custom`: web search, code execution...) exist only on Anthropic:
   each is an unmapped parameter named `tools.<i>` (dropped and named, or refused), as `top_k` is.
@@ -81,11 +82,37 @@ def _texts(content: str | list[Mapping[str, Any]], where: str) -> tuple[Text, ..
     return tuple(blocks)
 
 
+# Anthropic's block and source types that no other format takes: named in errors. Any other type is
+# client input that could be anything (a prompt, even) and is never quoted.
+_NAMED_TYPES = frozenset(
+    {
+        "document",
+        "search_result",
+        "container_upload",
+        "tool_reference",
+        "server_tool_use",
+        "web_search_tool_result",
+        "web_fetch_tool_result",
+        "code_execution_tool_result",
+        "bash_code_execution_tool_result",
+        "text_editor_code_execution_tool_result",
+        "tool_search_tool_result",
+        "mcp_tool_use",
+        "mcp_tool_result",
+        "file",
+        "thinking",
+        "redacted_thinking",
+        "tool_use",
+        "tool_result",
+        "image",
+    }
+)
+
+
 def _cannot_translate(where: str, block: Mapping[str, Any]) -> UnsupportedParameter:
     kind = block.get("type")
-    # The type is one the gateway does not model, but it is client input: quote only a short plain name.
-    name = kind if isinstance(kind, str) and kind.isidentifier() and len(kind) <= 64 else "this"
-    return UnsupportedParameter(f"{where}: {name} content cannot be translated for this model", param=where)
+    what = f"{kind} content" if kind in _NAMED_TYPES else "content of this type"
+    return UnsupportedParameter(f"{where}: {what} cannot be translated for this model", param=where)
 
 
 def _image(block: Mapping[str, Any], where: str) -> Image:
@@ -187,9 +214,10 @@ def _reasoning(body: Mapping[str, Any], unmapped: dict[str, Any]) -> Reasoning |
     kind = thinking.get("type")
     if kind == "enabled":
         return Reasoning(effort=known_effort, budget_tokens=int(thinking["budget_tokens"]))
-    if kind == "adaptive" or (kind is None and known_effort is not None):
-        return Reasoning(effort=known_effort)
-    return None
+    if kind == "adaptive":
+        return Reasoning(effort=known_effort or "medium")
+    # Without thinking, an effort still says how hard to work (Anthropic applies it to the answer).
+    return Reasoning(effort=known_effort) if known_effort is not None else None
 
 
 def _response_format(output: Mapping[str, Any]) -> ResponseFormat | None:

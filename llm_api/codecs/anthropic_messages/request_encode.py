@@ -6,7 +6,7 @@ Decisions (documented in the README's translation table):
 - Tool results lead their user turn: consecutive user messages that carry `ToolResult`s merge into one
   turn, tool results first (Anthropic requires them right after the assistant's `tool_use`).
 - Empty text blocks and unsigned thinking (another vendor's reasoning cannot be verified) are left out;
-  a message left with nothing is left out.
+  a message left with nothing is left out, and a chat left with no message is a 400 (Anthropic's would).
 - Reasoning becomes `thinking: {"type": "enabled", "budget_tokens": N}`: `budget_tokens` when given,
   else by effort (`EFFORT_BUDGETS`; `minimal` means no thinking). The budget is capped to leave at least
   `MIN_BUDGET` tokens of `max_tokens` for the answer. Thinking is dropped and named when `max_tokens` is
@@ -57,11 +57,14 @@ EFFORT_BUDGETS: Mapping[str, int] = {
 
 @dataclass(frozen=True, slots=True)
 class EncodedRequest:
-    """A request body for the upstream, and the client's parameters it leaves out or changes."""
+    """A request body for the upstream, and the client's parameters it leaves out (`dropped`) or lowers
+    (`clamped`). `unwrap_forced_json`: the body asks for JSON through `FORCED_JSON_TOOL`, so the answer's
+    decoder must be told to turn that tool's input back into text."""
 
     body: dict[str, Any]
     dropped: tuple[str, ...] = ()
     clamped: tuple[str, ...] = ()
+    unwrap_forced_json: bool = False
 
 
 def _text(block: Text) -> dict[str, Any]:
@@ -186,13 +189,19 @@ class _Encoder:
         if (system := _system(chat)) is not None:
             body["system"] = system
         body["messages"] = _turns((i, m) for i, m in enumerate(chat.messages) if m.role != "system")
+        if not body["messages"]:
+            raise UnsupportedParameter(
+                "messages: a Claude model needs at least one user or assistant message with content",
+                param="messages",
+            )
         self._tools()
         self._sampling()
         if chat.user is not None:
             body["metadata"] = {"user_id": chat.user}
         if chat.stream:
             body["stream"] = True
-        return EncodedRequest(body, tuple(self.dropped), tuple(self.clamped))
+        forced = any(tool["name"] == FORCED_JSON_TOOL for tool in body.get("tools", ()))
+        return EncodedRequest(body, tuple(self.dropped), tuple(self.clamped), unwrap_forced_json=forced)
 
     def _tools(self) -> None:
         chat, body = self.chat, self.body

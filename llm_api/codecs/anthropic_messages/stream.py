@@ -1,11 +1,12 @@
-"""Messages streams (named `event:` SSE) to and from neutral stream events, and a pass-through observer.
+"""Messages streams (named `event:` SSE) to and from neutral stream events.
 
 - `StreamDecoder`: the upstream's parsed events → neutral events (the adapter, when the client spoke
   another format). An in-stream `error` event raises the matching `UpstreamError`.
 - `StreamEncoder`: neutral events → the bytes the client reads, as Anthropic sends them and as the
   anthropic SDK's `MessageStream` accepts them (the path-3 rules: `message_start` first, blocks numbered
   0..n, never an empty text block, `message_delta` with the cumulative usage, `message_stop` last).
-(Same-vendor relays: `passthrough.PassthroughStreamObserver`.)
+
+Same-vendor relays read the upstream's events with `passthrough.PassthroughStreamObserver` instead.
 """
 
 from __future__ import annotations
@@ -38,22 +39,22 @@ UNUSABLE = (KeyError, TypeError, AttributeError, ValueError)
 
 
 def merged_usage(start: Usage, delta: Mapping[str, Any]) -> Usage:
-    """A message_delta's usage is cumulative; the counts it leaves out keep their message_start value."""
+    """A message_delta's usage is cumulative; the counts it leaves out (or null) keep their earlier value."""
     given = usage_of(delta)
+
+    def has(key: str) -> bool:
+        return delta.get(key) is not None
+
     return Usage(
-        input_tokens=given.input_tokens if "input_tokens" in delta else start.input_tokens,
-        output_tokens=given.output_tokens,
+        input_tokens=given.input_tokens if has("input_tokens") else start.input_tokens,
+        output_tokens=given.output_tokens if has("output_tokens") else start.output_tokens,
         cache_read_tokens=given.cache_read_tokens
-        if "cache_read_input_tokens" in delta
+        if has("cache_read_input_tokens")
         else start.cache_read_tokens,
-        cache_write_tokens=given.cache_write_tokens
-        if "cache_creation_input_tokens" in delta
-        else start.cache_write_tokens,
+        cache_write_tokens=(
+            given.cache_write_tokens if has("cache_creation_input_tokens") else start.cache_write_tokens
+        ),
     )
-
-
-def nulls_dropped(usage: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in usage.items() if value is not None}
 
 
 def stream_error(event: Mapping[str, Any], *, provider: str = PROVIDER) -> UpstreamError:
@@ -113,7 +114,7 @@ class StreamDecoder:
             if self._unwrapped and stop_reason == "tool_use" and not self._tool_calls:
                 stop_reason = "end_turn"
             stop_sequence = delta.get("stop_sequence")
-            usage = merged_usage(self._start_usage, nulls_dropped(event.get("usage") or {}))
+            usage = merged_usage(self._start_usage, event.get("usage") or {})
             return [
                 MessageDelta(stop_reason, usage, stop_sequence if isinstance(stop_sequence, str) else None)
             ]
@@ -135,6 +136,8 @@ class StreamDecoder:
         elif kind == "tool_use":
             self._tool_calls += 1
             events = [BlockStart(index, ToolCall(id=str(block["id"]), name=str(block["name"])))]
+            if block.get("input"):  # Anthropic starts with {}; a complete input here is still the input
+                events.append(ToolArgumentsDelta(index, orjson.dumps(block["input"]).decode()))
         elif kind == "thinking":
             events = [BlockStart(index, Thinking())]
             if block.get("thinking"):
@@ -283,7 +286,11 @@ class StreamEncoder:
             return self._event(TextDelta(event.index, block.text)) if block.text else []
         if isinstance(block, ToolCall):
             start = {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}
-            return [self._open(event.index, start)]
+            frames = [self._open(event.index, start)]
+            if block.arguments:  # the neutral stream sends them as deltas; a start that has them still counts
+                arguments = orjson.dumps(dict(block.arguments)).decode()
+                frames += self._event(ToolArgumentsDelta(event.index, arguments))
+            return frames
         if block.redacted is not None:
             return [self._open(event.index, {"type": "redacted_thinking", "data": block.redacted})]
         frames = [self._open(event.index, {"type": "thinking", "thinking": "", "signature": ""})]

@@ -24,6 +24,7 @@ MAX_NAME = 256
 Json = dict[str, Any]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 NonEmpty = Annotated[str, Field(min_length=1)]
+ToolName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,128}$")]
 
 
 def _by(key: str, known: frozenset[str], *, fallback: bool = False) -> Discriminator:
@@ -217,7 +218,7 @@ class CustomTool(TypedDict):
     """A client tool: the model calls it with an `input` matching `input_schema`."""
 
     type: NotRequired[Literal["custom"] | None]
-    name: Name
+    name: ToolName
     description: NotRequired[str | None]
     input_schema: InputSchema
     cache_control: NotRequired[Json | None]
