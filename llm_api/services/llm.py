@@ -203,14 +203,13 @@ class ChatService:
         fitted = dataclasses.replace(chat, **changes) if changes else chat
         encoded = provider.encode(fitted, caps)
         dropped.extend(name for name in encoded.dropped if name not in dropped)
+        clamped.extend(name for name in encoded.clamped if name not in clamped)
         self._refuse_or_report(model, dropped)
         request = ProviderRequest(
             model=model,
             body=encoded.body,
             stream=fitted.stream,
-            unwrap_json_tool=fitted.response_format is not None
-            and fitted.response_format.kind != "text"
-            and not caps.structured_outputs,
+            unwrap_json_tool=encoded.unwrap_json_tool,
             max_tokens=fitted.max_tokens,
             temperature=fitted.temperature,
         )

@@ -28,7 +28,6 @@ from llm_api.services.providers._common import (
     translate_sdk_error,
     unusable_response,
 )
-from llm_api.services.providers._fit import fit_body
 from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, relay_item_batches, sse_frame
 from llm_api.services.providers.base import (
     EncodedBody,
@@ -87,10 +86,20 @@ class AnthropicProvider:
             default_max_tokens=capabilities.default_max_tokens,
             structured_outputs=capabilities.structured_outputs,
         )
-        return EncodedBody(body=encoded.body, dropped=tuple(encoded.dropped))
+        return EncodedBody(
+            body=encoded.body,
+            dropped=tuple(encoded.dropped),
+            clamped=tuple(encoded.clamped),
+            unwrap_json_tool=encoded.unwrap_forced_json,
+        )
 
     def fit(self, body: Mapping[str, Any], capabilities: ModelCapabilities) -> FittedBody:
-        return fit_body(body, capabilities, max_tokens_keys=("max_tokens",))
+        fitted = anthropic_messages.prepare_passthrough(
+            body,
+            remove=[name for name in body if not capabilities.takes(name)],
+            max_tokens_limit=capabilities.max_output_tokens,
+        )
+        return FittedBody(body=fitted.body, dropped=fitted.dropped, clamped=fitted.clamped)
 
     async def _post(
         self, request: ProviderRequest, body: Mapping[str, Any], *, path: str = MESSAGES

@@ -22,10 +22,13 @@ from llm_api.services.capabilities import ModelCapabilities
 
 @dataclass(frozen=True, slots=True)
 class EncodedBody:
-    """A vendor body built from a neutral chat, and the neutral parameters it could not carry."""
+    """A vendor body built from a neutral chat: the parameters it could not carry (`dropped`) or had to
+    lower (`clamped`), and whether the answer's forced JSON tool call must become its text."""
 
     body: dict[str, Any]
     dropped: tuple[str, ...] = ()
+    clamped: tuple[str, ...] = ()
+    unwrap_json_tool: bool = False
 
 
 @dataclass(frozen=True, slots=True)
