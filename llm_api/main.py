@@ -15,6 +15,9 @@ from llm_api.error_handlers import install_error_handlers
 from llm_api.middleware import RequestContextMiddleware
 from llm_api.routers import chat, chat_completions, health, messages, models
 from llm_api.routers.openapi import install_openapi
+from llm_api.routing.config import load_gateway_config
+from llm_api.routing.redis_client import redis_from_url
+from llm_api.routing.router import Router
 from llm_api.security.keys import KeyStore
 from llm_api.security.ratelimit import RateLimiter
 from llm_api.services.capabilities import CapabilityTable
@@ -32,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level, secrets=known_secrets(settings))
     capabilities = CapabilityTable(settings.model_capabilities)
+    # Read and validated here, so a bad file stops the start-up (gunicorn's preload) with its problems.
+    gateway = load_gateway_config(settings.gateway_config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,12 +44,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         instrumented = _instrument(app, telemetry, settings)
         app.state.telemetry = telemetry
         app.state.metrics = telemetry.metrics
-        providers = ProviderRegistry.from_settings(settings)
+        router_redis = None
+        router: Router | None = None
+        if gateway is None:
+            providers = ProviderRegistry.from_settings(settings)
+            catalog = ModelCatalog(settings.models, configured_providers=providers.configured)
+        else:
+            providers = ProviderRegistry.from_gateway(settings, gateway)
+            catalog = ModelCatalog.from_gateway(gateway)
+            if settings.redis_url is not None:
+                router_redis = redis_from_url(settings.redis_url, timeout_s=settings.router_redis_timeout_s)
+            router = Router.build(
+                gateway,
+                redis=router_redis,
+                key_prefix=settings.router_key_prefix,
+                redis_timeout_s=settings.router_redis_timeout_s,
+                meter_provider=telemetry.meter_provider,
+            )
+        app.state.router = router
         rate_limiter = RateLimiter.from_settings(settings)
         app.state.settings = settings
         app.state.key_store = KeyStore(keys=settings.api_keys, digests_hex=settings.api_key_hashes)
         app.state.providers = providers
-        app.state.model_catalog = ModelCatalog(settings.models, configured_providers=providers.configured)
+        app.state.model_catalog = catalog
         app.state.rate_limiter = rate_limiter
         app.state.chat_service = InstrumentedChatService(
             tracer=telemetry.tracer,
@@ -58,11 +80,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             default_model=settings.default_model,
             drop_unsupported_params=settings.drop_unsupported_params,
+            router=router,
         )
         try:
             yield
         finally:
             await providers.aclose()
+            if router_redis is not None:
+                await router_redis.aclose()
             await rate_limiter.aclose()
             if instrumented:
                 FastAPIInstrumentor.uninstrument_app(app)

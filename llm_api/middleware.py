@@ -161,5 +161,6 @@ class RequestContextMiddleware:
                 "latency_ms": round((time.perf_counter() - context.started) * 1000, 3),
                 "ttft_ms": round(context.ttft_ms, 3) if context.ttft_ms is not None else None,
                 "error_type": context.error_type,
+                **({"route": context.route, "fallbacks": context.fallbacks} if context.route else {}),
             },
         )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from llm_api.chat_model import EventBatch
+from llm_api.chat_model import ChatResult, EventBatch
 from llm_api.codecs import gateway_chat
 from llm_api.deps import ChatServiceDep, SettingsDep
 from llm_api.error_handlers import gateway_error_response, safe_validation_details
@@ -21,6 +21,7 @@ from llm_api.routers.sse import SSEResponse
 from llm_api.schemas import ChatRequest, ChatResponse, ErrorResponse
 from llm_api.security.auth import ClientKeyDep
 from llm_api.services.llm import ChatService, PreparedCall
+from llm_api.services.routed import RoutedCall
 
 router = APIRouter()
 
@@ -48,10 +49,10 @@ def stream_error_event(exc: GatewayError) -> bytes:
     return b"data: " + orjson.dumps({"error": exc.error_type, "detail": exc.message}) + b"\n\n"
 
 
-async def sse_events(service: ChatService, call: PreparedCall) -> AsyncGenerator[bytes, None]:
+async def sse_events(service: ChatService, call: PreparedCall | RoutedCall) -> AsyncGenerator[bytes, None]:
     """Encode each delta as one `data:` event (those that arrived together in one chunk) and finish with
     exactly one `[DONE]`."""
-    async with aclosing(service.stream(call)) as items:
+    async with aclosing(service.stream_answer(call)) as items:
         async for item in items:
             if isinstance(item, EventBatch):
                 encoded = gateway_chat.encode_stream_batch(item)
@@ -82,5 +83,6 @@ async def chat(
             error_event=stream_error_event,
             headers=headers,
         )
-    result = await unless_disconnected(request, service.complete(call))
+    result = await unless_disconnected(request, service.answer(call))
+    assert isinstance(result, ChatResult), "a neutral chat is always translated"
     return Response(gateway_chat.encode_response(result), media_type="application/json", headers=headers)

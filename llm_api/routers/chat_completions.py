@@ -23,9 +23,10 @@ from llm_api.routers.disconnect import unless_disconnected
 from llm_api.routers.openapi import request_body
 from llm_api.routers.schemas import OPENAI_ERRORS, json_or_sse
 from llm_api.routers.sse import SSEResponse
-from llm_api.routers.streams import encoded_events, relayed_frames
+from llm_api.routers.streams import model_of, stream_body
 from llm_api.security.auth import ClientKeyDep
 from llm_api.services.llm import WireRequest
+from llm_api.services.providers.base import RelayedResponse
 
 router = APIRouter()
 
@@ -69,19 +70,16 @@ async def chat_completions(
     headers = call.headers()
     created = int(time.time())
     if wire.stream:
-        if call.relayed:
-            events = relayed_frames(service, call)
-        else:
 
-            def encoder_for(start: MessageStart) -> openai_chat.StreamEncoder:
-                return openai_chat.StreamEncoder(
-                    id=start.id,
-                    model=start.model or call.request.model,
-                    created=created,
-                    include_usage=wire.include_usage,
-                )
+        def encoder_for(start: MessageStart) -> openai_chat.StreamEncoder:
+            return openai_chat.StreamEncoder(
+                id=start.id,
+                model=start.model or model_of(call),
+                created=created,
+                include_usage=wire.include_usage,
+            )
 
-            events = encoded_events(service, call, encoder_for, finish=openai_chat.StreamEncoder.done)
+        events = stream_body(service, call, encoder_for, finish=openai_chat.StreamEncoder.done)
         return SSEResponse(
             events,
             ping_interval_s=settings.stream_ping_interval_s,
@@ -89,9 +87,8 @@ async def chat_completions(
             error_event=stream_error_event,
             headers=headers,
         )
-    if call.relayed:
-        relayed = await unless_disconnected(request, service.relay(call))
-        return Response(relayed.body, media_type="application/json", headers=headers)
-    result = await unless_disconnected(request, service.complete(call))
+    result = await unless_disconnected(request, service.answer(call))
+    if isinstance(result, RelayedResponse):
+        return Response(result.body, media_type="application/json", headers=headers)
     answer = openai_chat.encode_response(result, created=created)
     return Response(orjson.dumps(answer), media_type="application/json", headers=headers)

@@ -22,9 +22,10 @@ from llm_api.routers.disconnect import unless_disconnected
 from llm_api.routers.openapi import request_body
 from llm_api.routers.schemas import ANTHROPIC_ERRORS, json_or_sse
 from llm_api.routers.sse import SSEResponse
-from llm_api.routers.streams import encoded_events, relayed_frames
+from llm_api.routers.streams import model_of, stream_body
 from llm_api.security.auth import ClientKeyDep
 from llm_api.services.llm import WireRequest
+from llm_api.services.providers.base import RelayedResponse
 
 router = APIRouter()
 
@@ -80,14 +81,11 @@ async def messages(
     call = service.prepare_wire(wire)
     headers = call.headers()
     if wire.stream:
-        if call.relayed:
-            events = relayed_frames(service, call)
-        else:
 
-            def encoder_for(start: MessageStart) -> anthropic_messages.StreamEncoder:
-                return anthropic_messages.StreamEncoder(id=start.id, model=start.model or call.request.model)
+        def encoder_for(start: MessageStart) -> anthropic_messages.StreamEncoder:
+            return anthropic_messages.StreamEncoder(id=start.id, model=start.model or model_of(call))
 
-            events = encoded_events(service, call, encoder_for)
+        events = stream_body(service, call, encoder_for)
         return SSEResponse(
             events,
             ping_interval_s=settings.stream_ping_interval_s,
@@ -95,10 +93,9 @@ async def messages(
             error_event=stream_error_event,
             headers=headers,
         )
-    if call.relayed:
-        relayed = await unless_disconnected(request, service.relay(call))
-        return Response(relayed.body, media_type="application/json", headers=headers)
-    result = await unless_disconnected(request, service.complete(call))
+    result = await unless_disconnected(request, service.answer(call))
+    if isinstance(result, RelayedResponse):
+        return Response(result.body, media_type="application/json", headers=headers)
     answer = anthropic_messages.encode_response(result)
     return Response(orjson.dumps(answer), media_type="application/json", headers=headers)
 

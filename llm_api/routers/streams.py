@@ -10,6 +10,7 @@ from typing import Protocol, TypeVar
 from llm_api.chat_model import EventBatch, MessageStart, StreamEvent
 from llm_api.services.llm import ChatService, PreparedCall
 from llm_api.services.providers.base import RawFrames
+from llm_api.services.routed import RoutedCall
 
 
 class StreamEncoder(Protocol):
@@ -19,34 +20,35 @@ class StreamEncoder(Protocol):
 E = TypeVar("E", bound=StreamEncoder)
 
 
-async def relayed_frames(service: ChatService, call: PreparedCall) -> AsyncGenerator[bytes, None]:
-    """A same-vendor stream: the upstream's frames, untouched, as they arrive."""
-    async with aclosing(service.stream(call)) as items:
-        async for item in items:
-            if isinstance(item, RawFrames) and item.data:
-                yield item.data
+def model_of(call: PreparedCall | RoutedCall) -> str:
+    """The model a stream's opening names when the upstream's does not."""
+    return call.request.model if isinstance(call, PreparedCall) else call.requested
 
 
-async def encoded_events(
+async def stream_body(
     service: ChatService,
-    call: PreparedCall,
+    call: PreparedCall | RoutedCall,
     encoder_for: Callable[[MessageStart], E],
     *,
     finish: Callable[[E], bytes] | None = None,
 ) -> AsyncGenerator[bytes, None]:
-    """A translated stream: neutral events encoded by the client's format, the encoder built from the
-    stream's MessageStart (its id and model); `finish` writes the format's ending."""
+    """A stream in the client's format, whichever target served it: a same-vendor stream's frames,
+    untouched, as they arrive; a translated stream's neutral events encoded by the client's format, the
+    encoder built from the stream's MessageStart (its id and model); `finish` writes the format's ending
+    (translated streams only: a relayed one carries its own)."""
     encoder: E | None = None
-    async with aclosing(service.stream(call)) as items:
+    async with aclosing(service.stream_answer(call)) as items:
         async for item in items:
+            if isinstance(item, RawFrames):
+                if item.data:
+                    yield item.data
+                continue
             if not isinstance(item, EventBatch) or not item.events:
                 continue
             if encoder is None:
                 first = item.events[0]
                 start = (
-                    first
-                    if isinstance(first, MessageStart)
-                    else MessageStart(id="", model=call.request.model)
+                    first if isinstance(first, MessageStart) else MessageStart(id="", model=model_of(call))
                 )
                 encoder = encoder_for(start)
             data = encoder.encode(item.events)

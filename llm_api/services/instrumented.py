@@ -20,6 +20,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from llm_api.chat_model import ChatResult
+from llm_api.routing.router import Router
 from llm_api.services.capabilities import CapabilityTable
 from llm_api.services.llm import ChatService, PreparedCall
 from llm_api.services.providers.base import Outcome, RelayedResponse, StreamItem
@@ -53,8 +54,10 @@ class InstrumentedChatService(ChatService):
         retry_policy: RetryPolicy,
         default_model: str,
         drop_unsupported_params: bool,
+        router: Router | None = None,
     ) -> None:
         super().__init__(
+            router=router,
             providers=providers,
             capabilities=capabilities,
             retry_policy=retry_policy,
@@ -139,6 +142,8 @@ class InstrumentedChatService(ChatService):
             "gen_ai.system": provider,
             "gen_ai.request.stream": stream,
         }
+        if call.deployment is not None:
+            attributes["llm_api.deployment"] = call.deployment
         if request.max_tokens is not None:
             attributes["gen_ai.request.max_tokens"] = request.max_tokens
         if request.temperature is not None:

@@ -23,6 +23,10 @@ from urllib.parse import quote
 from llm_api.chat_model import EMPTY, BlockStart, BlockStop, Chat, ChatResult, EventBatch, MessageStart
 from llm_api.codecs.anthropic_messages import estimate_input_tokens
 from llm_api.errors import UnsupportedParameter
+from llm_api.routing.budget import RetryBudget
+from llm_api.routing.chain import RouteChain
+from llm_api.routing.executor import Target
+from llm_api.routing.router import Router
 from llm_api.services.capabilities import CapabilityTable, ModelCapabilities
 from llm_api.services.providers.base import (
     Outcome,
@@ -34,6 +38,7 @@ from llm_api.services.providers.base import (
 )
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryObserver, RetryPolicy
+from llm_api.services.routed import RoutedCall, capabilities_for, record_route, record_served
 from llm_api.utils.context import request_context
 
 MAX_NAMED_PARAMS = 32
@@ -83,6 +88,9 @@ class PreparedCall:
     dropped_params: tuple[str, ...] = ()
     clamped_params: tuple[str, ...] = ()
     capabilities: ModelCapabilities = field(default_factory=ModelCapabilities)
+    # Routed calls: the deployment's name (telemetry) and the request's attempt budget (retries).
+    deployment: str | None = None
+    budget: RetryBudget | None = None
 
     @property
     def relayed(self) -> bool:
@@ -134,7 +142,9 @@ class ChatService:
         default_model: str,
         drop_unsupported_params: bool,
         on_retry: RetryObserver | None = None,
+        router: Router | None = None,
     ) -> None:
+        self._router = router
         self._providers = providers
         self._capabilities = capabilities
         self._retry = retry_policy
@@ -167,13 +177,29 @@ class ChatService:
         *,
         names: Mapping[str, str] = EMPTY,
         defaulted: frozenset[str] = frozenset(),
-    ) -> PreparedCall:
+    ) -> PreparedCall | RoutedCall:
         """Route a neutral chat, fit it to what the model accepts, and encode it for the provider.
 
         `defaulted` names parameters the client did not set (the format's defaults): dropped silently.
+        With a router the call is bound to a deployment later, per target tried (`RoutedCall`).
         """
         model = chat.model or self._default_model
+        if self._router is not None:
+            self._note_request(model, stream=chat.stream)
+            return RoutedCall(model, chat.stream, chat=chat, names=names, defaulted=defaulted)
         provider, caps = self._route(model, stream=chat.stream)
+        return self._fit_chat(chat, model, provider, caps, names=names, defaulted=defaulted)
+
+    def _fit_chat(
+        self,
+        chat: Chat,
+        model: str,
+        provider: Provider,
+        caps: ModelCapabilities,
+        *,
+        names: Mapping[str, str] = EMPTY,
+        defaulted: frozenset[str] = frozenset(),
+    ) -> PreparedCall:
         dropped: list[str] = []
         clamped: list[str] = []
         changes: dict[str, Any] = {} if model == chat.model else {"model": model}
@@ -216,12 +242,21 @@ class ChatService:
         )
         return PreparedCall(provider, request, tuple(dropped), tuple(clamped), caps)
 
-    def prepare_wire(self, wire: WireRequest) -> PreparedCall:
+    def prepare_wire(self, wire: WireRequest) -> PreparedCall | RoutedCall:
         """Relay a vendor-format request to that vendor's model; translate it for any other."""
         model = wire.model or self._default_model
+        if self._router is not None:
+            self._note_request(model, stream=wire.stream)
+            return RoutedCall(model, wire.stream, wire=wire, names=wire.names)
         provider, caps = self._route(model, stream=wire.stream)
         if provider.wire_format != wire.wire_format:
-            return self.prepare(wire.decode(wire.body), names=wire.names)
+            chat = wire.decode(wire.body)
+            return self._fit_chat(chat, chat.model or model, provider, caps, names=wire.names)
+        return self._fit_wire(wire, model, provider, caps)
+
+    def _fit_wire(
+        self, wire: WireRequest, model: str, provider: Provider, caps: ModelCapabilities
+    ) -> PreparedCall:
         fitted = provider.fit({**wire.body, "model": model}, caps)
         dropped = list(fitted.dropped)
         self._refuse_or_report(model, dropped)
@@ -259,6 +294,7 @@ class ChatService:
             lambda: call.provider.complete(call.request),
             on_attempt=self._count_attempt,
             on_retry=self._on_retry,
+            budget=call.budget,
         )
         self._record_usage(result)
         return result
@@ -269,6 +305,7 @@ class ChatService:
             lambda: call.provider.relay(call.request),
             on_attempt=self._count_attempt,
             on_retry=self._on_retry,
+            budget=call.budget,
         )
         self._record_usage(relayed)
         return relayed
@@ -298,7 +335,7 @@ class ChatService:
             return items, opening
 
         items, opening = await self._retry.call(
-            open_stream, on_attempt=self._count_attempt, on_retry=self._on_retry
+            open_stream, on_attempt=self._count_attempt, on_retry=self._on_retry, budget=call.budget
         )
         context = request_context()
         if context is not None and context.ttft_ms is None:
@@ -317,13 +354,120 @@ class ChatService:
         finally:
             await items.aclose()
 
+    async def answer(self, call: PreparedCall | RoutedCall) -> ChatResult | RelayedResponse:
+        """The whole answer: relayed bytes (a same-vendor call) or a neutral result (translated). A routed
+        call goes through its plan's targets, retries and fallbacks drawing from one attempt budget."""
+        if isinstance(call, PreparedCall):
+            return await (self.relay(call) if call.relayed else self.complete(call))
+        router = self._routing()
+
+        async def attempt(target: Target) -> tuple[PreparedCall, ChatResult | RelayedResponse]:
+            prepared = self._prepare_target(call, target)
+            value = await (self.relay(prepared) if prepared.relayed else self.complete(prepared))
+            return prepared, value
+
+        chain = RouteChain()
+        try:
+            plan = await router.plan(call.requested)
+            served, value = await router.execute(plan, attempt, chain=chain)
+        finally:
+            record_route(chain)
+        record_served(chain, served.headers())
+        return value
+
+    async def stream_answer(self, call: PreparedCall | RoutedCall) -> AsyncGenerator[StreamItem, None]:
+        """`stream`, for a routed call along its plan: a target that fails before its first delta passes
+        the request on; after it, a failure ends the stream (and still counts against the deployment)."""
+        if isinstance(call, PreparedCall):
+            async for item in self.stream(call):
+                yield item
+            return
+        router = self._routing()
+
+        async def attempt(
+            target: Target,
+        ) -> tuple[PreparedCall, AsyncGenerator[StreamItem, None], StreamItem | None]:
+            prepared = self._prepare_target(call, target)
+            items = self.stream(prepared)
+            try:
+                # `stream` yields nothing before its opening (up to the first delta) succeeded.
+                first = await anext(items, None)
+            except BaseException:
+                await items.aclose()
+                raise
+            return prepared, items, first
+
+        chain = RouteChain()
+        try:
+            plan = await router.plan(call.requested)
+            served, items, first = await router.execute(plan, attempt, chain=chain, hold=True)
+        finally:
+            record_route(chain)
+        record_served(chain, served.headers())
+        error: BaseException | None = None
+        try:
+            if first is not None:
+                yield first
+                async for item in items:
+                    yield item
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await items.aclose()
+            await chain.finish(error)
+            record_route(chain)
+
+    def _routing(self) -> Router:
+        assert self._router is not None, "a RoutedCall comes only from a service with a router"
+        return self._router
+
+    def _note_request(self, model: str, *, stream: bool) -> None:
+        context = request_context()
+        if context is not None:
+            context.model = model
+            context.stream = stream
+
+    def _prepare_target(self, call: RoutedCall, target: Target) -> PreparedCall:
+        """The request fitted to one target: relayed when the deployment speaks the client's format,
+        else translated (the wire body decoded once)."""
+        provider = self._providers.for_deployment(target.deployment.name)
+        caps = capabilities_for(target.deployment, target.model, self._capabilities)
+        wire = call.wire
+        if isinstance(wire, WireRequest) and provider.wire_format == wire.wire_format:
+            routed = dataclasses.replace(wire, body={**wire.body, "model": target.model})
+            prepared = self._fit_wire(routed, target.model, provider, caps)
+        else:
+            chat = call.chat
+            if chat is None:
+                assert isinstance(wire, WireRequest)
+                if call.decoded is None:
+                    call.decoded = wire.decode(wire.body)
+                chat = call.decoded
+            chat = dataclasses.replace(chat, model=target.model)
+            prepared = self._fit_chat(
+                chat, target.model, provider, caps, names=call.names, defaulted=call.defaulted
+            )
+        return dataclasses.replace(prepared, deployment=target.deployment.name, budget=target.budget)
+
     async def count_tokens(self, wire: WireRequest) -> TokenCount:
         """The upstream's count when the model's vendor has one (relayed as sent), else a local estimate."""
         model = wire.model or self._default_model
-        provider, _ = self._route(model, stream=False)
+        if self._router is not None:
+            # No fallback for a count: the plan's first deployment answers it, or the estimate does.
+            self._note_request(model, stream=False)
+            target = (await self._router.plan(model)).targets[0]
+            model = target.model
+            provider = self._providers.for_deployment(target.deployments[0].name)
+        else:
+            provider, _ = self._route(model, stream=False)
         if provider.wire_format == wire.wire_format:
             request = ProviderRequest(
-                model=model, body=wire.body, relay=True, headers=wire.headers, query=wire.query
+                model=model,
+                body={**wire.body, "model": model},
+                relay=True,
+                headers=wire.headers,
+                query=wire.query,
             )
             counted = await self._retry.call(
                 lambda: provider.count_tokens(request),

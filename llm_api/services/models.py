@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from llm_api.errors import NotFound
+from llm_api.routing.config import GatewayConfig
 from llm_api.services.providers.registry import provider_name_for
 
 # A fixed date: the gateway does not know when a vendor released a model, and a listing that changed
@@ -53,6 +54,22 @@ class ModelCatalog:
                 seen[model] = ListedModel(model, provider, display_name(model))
         self._models: tuple[ListedModel, ...] = tuple(seen.values())
         self._by_id = seen
+
+    @classmethod
+    def from_gateway(cls, gateway: GatewayConfig) -> ModelCatalog:
+        """The gateway file's aliases (owned by "llm-api"), then every model its deployments name."""
+        catalog = cls((), configured_providers=())
+        listed: dict[str, ListedModel] = {}
+        for name in gateway.listed_models():
+            if name in gateway.aliases:
+                listed[name] = ListedModel(name, "llm-api", name)
+            else:
+                served = gateway.serving(name)
+                provider = served[0].provider if served else provider_name_for(name)
+                listed[name] = ListedModel(name, provider, display_name(name))
+        catalog._models = tuple(listed.values())
+        catalog._by_id = listed
+        return catalog
 
     def get(self, model: str) -> ListedModel:
         found = self._by_id.get(model)

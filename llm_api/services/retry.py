@@ -10,11 +10,11 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
     wait_exponential_jitter,
 )
 
 from llm_api.errors import GatewayError, UpstreamError
+from llm_api.routing.budget import RetryBudget, budget_stop
 
 T = TypeVar("T")
 log = logging.getLogger("llm_api.retry")
@@ -53,8 +53,10 @@ class RetryPolicy:
         *,
         on_attempt: Callable[[int], None] | None = None,
         on_retry: RetryObserver | None = None,
+        budget: RetryBudget | None = None,
     ) -> T:
-        """Run `operation` until it succeeds, fails for good, or the attempts are spent."""
+        """Run `operation` until it succeeds, fails for good, or the attempts are spent (with a router's
+        `budget`, also when the request's attempt budget is spent or the deployment starts cooling down)."""
         # Fast path: most calls succeed at once, and tenacity's bookkeeping costs more than the call's
         # own overhead in this gateway; it takes over only after a transient failure.
         if on_attempt is not None:
@@ -93,7 +95,7 @@ class RetryPolicy:
                 on_retry(attempt=state.attempt_number, error=error, wait_s=wait_s)
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=budget_stop(self.attempts, budget),  # type: ignore[arg-type]  # AsyncRetrying awaits it
             wait=self.wait_for,
             retry=retry_if_exception(is_transient),
             before_sleep=before_sleep,

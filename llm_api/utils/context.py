@@ -24,6 +24,11 @@ class RequestContext:
     wire_format: str = "gateway"
     # Headers every response to this request carries (the X-RateLimit-* of the caller's limit).
     response_headers: dict[str, str] = field(default_factory=dict)
+    # Router (GATEWAY_CONFIG): the model that served (what the ledger prices), the chain tried
+    # (RouteChain.as_records(): names, outcomes, error types) and how many fallbacks it took.
+    model_served: str | None = None  # the model the provider says answered
+    route: list[dict[str, object]] | None = None
+    fallbacks: int = 0
 
 
 current_request: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)

@@ -1,0 +1,100 @@
+"""What the service needs to run a request through the router (GATEWAY_CONFIG): the request as the
+client sent it, prepared again for each target tried, and what the response and the logs say served it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+
+from llm_api.chat_model import EMPTY, Chat
+from llm_api.routing.chain import RouteChain
+from llm_api.routing.config import Capabilities, ResolvedDeployment
+from llm_api.services.capabilities import CapabilityTable, ModelCapabilities
+from llm_api.utils.context import request_context
+
+# Wire parameter names an openai-compatible server is not sent unless its capabilities say so.
+_TOOLS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
+
+
+@dataclass(slots=True)
+class RoutedCall:
+    """A request bound to a model or alias, not yet to a deployment: the service prepares it for each
+    target it tries (relayed to a same-vendor target, translated for another).
+
+    Exactly one of `chat` (a neutral request) and `wire` (a vendor-format request) is set."""
+
+    requested: str
+    stream: bool
+    chat: Chat | None = None
+    wire: object | None = None  # a services.llm.WireRequest (typed there; a cycle otherwise)
+    names: Mapping[str, str] = EMPTY
+    defaulted: frozenset[str] = frozenset()
+    # The wire body decoded once, when a target of another vendor needs it.
+    decoded: Chat | None = field(default=None)
+
+    relayed = False
+
+    def headers(self) -> dict[str, str]:
+        """Nothing before a target is chosen: the served target's headers go through the request
+        context (`record_served`)."""
+        return {}
+
+
+def capabilities_for(deployment: ResolvedDeployment, model: str, table: CapabilityTable) -> ModelCapabilities:
+    """The built-in table for vendor deployments; the file's conservative set for openai-compatible."""
+    caps = deployment.spec.capabilities
+    if deployment.provider != "openai-compatible":
+        return table.lookup(model)
+    if caps is None:
+        caps = Capabilities()
+    refuses: set[str] = set()
+    if not caps.tools:
+        refuses |= _TOOLS
+    if not caps.response_format:
+        refuses.add("response_format")
+    if not caps.stream_usage:
+        refuses.add("stream_options")
+    return ModelCapabilities(
+        temperature=caps.temperature,
+        max_tokens_param=caps.max_tokens_param,
+        structured_outputs=caps.response_format,
+        reasoning=caps.reasoning,
+        refuses=frozenset(refuses),
+    )
+
+
+def record_route(chain: RouteChain) -> None:
+    """The chain tried, for the access log and the request's server span (names and outcomes only)."""
+    records = chain.as_records()
+    context = request_context()
+    if context is not None:
+        context.route = records
+        context.fallbacks = chain.fallbacks
+        context.attempts = chain.attempts
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(
+            "llm_api.route",
+            [f"{hop['model']}@{hop['deployment']}:{hop['outcome']}" for hop in records],
+        )
+        span.set_attribute("llm_api.fallbacks", chain.fallbacks)
+
+
+def record_served(chain: RouteChain, extra_headers: Mapping[str, str]) -> None:
+    """What served: the X-LLM-* response headers, the provider in the access log, the model priced."""
+    served = chain.served
+    context = request_context()
+    if served is None or context is None:
+        return
+    context.provider = served.deployment.provider
+    context.model_served = served.model
+    context.response_headers.update(
+        {
+            "X-LLM-Model": served.model,
+            "X-LLM-Provider": served.deployment.provider,
+            "X-LLM-Deployment": served.deployment.name,
+            **extra_headers,
+        }
+    )
