@@ -15,6 +15,7 @@ from llm_api.error_handlers import install_error_handlers
 from llm_api.middleware import RequestContextMiddleware
 from llm_api.routers import chat, chat_completions, health, messages, models
 from llm_api.routers.openapi import install_openapi
+from llm_api.routing.cache import ResponseCache
 from llm_api.routing.config import load_gateway_config
 from llm_api.routing.redis_client import redis_from_url
 from llm_api.routing.router import Router
@@ -62,6 +63,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 meter_provider=telemetry.meter_provider,
             )
         app.state.router = router
+        cache = None
+        if router_redis is not None:
+            cache = ResponseCache(
+                router_redis,
+                key_prefix=settings.router_key_prefix,
+                ttl_s=settings.cache_ttl_s,
+                max_entry_bytes=settings.cache_max_entry_bytes,
+                scope=settings.cache_scope,
+                timeout_s=settings.router_redis_timeout_s,
+            )
+        app.state.response_cache = cache
         rate_limiter = RateLimiter.from_settings(settings)
         app.state.settings = settings
         app.state.key_store = KeyStore(keys=settings.api_keys, digests_hex=settings.api_key_hashes)
@@ -81,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             default_model=settings.default_model,
             drop_unsupported_params=settings.drop_unsupported_params,
             router=router,
+            cache=cache,
+            cache_enabled=settings.cache_enabled,
         )
         try:
             yield

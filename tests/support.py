@@ -228,7 +228,9 @@ def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
 
 
 @contextmanager
-def run_gateway(env: dict[str, str], *, port: int | None = None) -> Iterator[Gateway]:
+def run_gateway(
+    env: dict[str, str], *, port: int | None = None, ready_timeout_s: float = 60
+) -> Iterator[Gateway]:
     """The real service under gunicorn (gunicorn.conf.py), its output captured to a file."""
     port = port or free_port()
     env = {**env, "BIND": f"127.0.0.1:{port}"}
@@ -249,7 +251,7 @@ def run_gateway(env: dict[str, str], *, port: int | None = None) -> Iterator[Gat
             lambda: _http_ok(f"{gateway.base_url}/healthz"),
             name="gunicorn",
             output=gateway.output,
-            timeout=60,  # a loaded 2-core machine can take 20 s+ to import the SDKs
+            timeout=ready_timeout_s,  # a loaded 2-core machine can take 20 s+ to import the SDKs
         )
         yield gateway
     finally:

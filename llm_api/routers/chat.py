@@ -73,7 +73,7 @@ async def chat(
 ) -> Response:
     chat_request = parse_chat_request(await request.body(), max_messages=settings.max_messages)
     neutral, defaulted = gateway_chat.decode_request(chat_request, default_model=settings.default_model)
-    call = service.prepare(neutral, defaulted=defaulted)
+    call = service.prepare(neutral, defaulted=defaulted, cache_control=request.headers.get("cache-control"))
     headers = call.headers()
     if chat_request.stream:
         return SSEResponse(

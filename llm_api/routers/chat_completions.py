@@ -66,7 +66,7 @@ async def chat_completions(
         include_usage=_include_usage(body),
         names=_names(body),
     )
-    call = service.prepare_wire(wire)
+    call = service.prepare_wire(wire, cache_control=request.headers.get("cache-control"))
     headers = call.headers()
     created = int(time.time())
     if wire.stream:

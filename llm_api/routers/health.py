@@ -22,5 +22,11 @@ async def readyz(request: Request) -> Response:
     checks["providers"] = "ok" if providers else "no provider configured"
     checks["redis"] = "ok" if await state.rate_limiter.storage_ready() else "unreachable"
     ready = all(value == "ok" for value in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+    router = getattr(state, "router", None)
+    if router is not None:
+        # Each deployment's breaker (closed, open until, half-open), recent failures, in-flight
+        # requests: names and URLs from the gateway file, never a key. A cooling deployment does not
+        # make the instance unready: the router routes around it.
+        body["deployments"] = await router.deployments()
     return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")

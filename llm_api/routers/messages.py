@@ -78,7 +78,7 @@ async def messages(
     request: Request, _key_id: ClientKeyDep, service: ChatServiceDep, settings: SettingsDep
 ) -> Response:
     wire = _wire(request, anthropic_messages.validate_request(await request.body()))
-    call = service.prepare_wire(wire)
+    call = service.prepare_wire(wire, cache_control=request.headers.get("cache-control"))
     headers = call.headers()
     if wire.stream:
 

@@ -20,6 +20,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from llm_api.chat_model import ChatResult
+from llm_api.routing.cache import ResponseCache
 from llm_api.routing.router import Router
 from llm_api.services.capabilities import CapabilityTable
 from llm_api.services.llm import ChatService, PreparedCall
@@ -55,9 +56,13 @@ class InstrumentedChatService(ChatService):
         default_model: str,
         drop_unsupported_params: bool,
         router: Router | None = None,
+        cache: ResponseCache | None = None,
+        cache_enabled: bool = False,
     ) -> None:
         super().__init__(
             router=router,
+            cache=cache,
+            cache_enabled=cache_enabled,
             providers=providers,
             capabilities=capabilities,
             retry_policy=retry_policy,

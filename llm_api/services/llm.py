@@ -24,8 +24,11 @@ from llm_api.chat_model import EMPTY, BlockStart, BlockStop, Chat, ChatResult, E
 from llm_api.codecs.anthropic_messages import estimate_input_tokens
 from llm_api.errors import UnsupportedParameter
 from llm_api.routing.budget import RetryBudget
+from llm_api.routing.cache import ResponseCache, enabled_for, parse_cache_control
 from llm_api.routing.chain import RouteChain
 from llm_api.routing.executor import Target
+from llm_api.routing.plan import Plan
+from llm_api.routing.replay import ResultBuilder
 from llm_api.routing.router import Router
 from llm_api.services.capabilities import CapabilityTable, ModelCapabilities
 from llm_api.services.providers.base import (
@@ -38,7 +41,13 @@ from llm_api.services.providers.base import (
 )
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryObserver, RetryPolicy
-from llm_api.services.routed import RoutedCall, capabilities_for, record_route, record_served
+from llm_api.services.routed import (
+    CacheLookup,
+    RoutedCall,
+    capabilities_for,
+    record_route,
+    record_served,
+)
 from llm_api.utils.context import request_context
 
 MAX_NAMED_PARAMS = 32
@@ -143,8 +152,12 @@ class ChatService:
         drop_unsupported_params: bool,
         on_retry: RetryObserver | None = None,
         router: Router | None = None,
+        cache: ResponseCache | None = None,
+        cache_enabled: bool = False,
     ) -> None:
         self._router = router
+        self._cache = cache
+        self._cache_enabled = cache_enabled
         self._providers = providers
         self._capabilities = capabilities
         self._retry = retry_policy
@@ -177,6 +190,7 @@ class ChatService:
         *,
         names: Mapping[str, str] = EMPTY,
         defaulted: frozenset[str] = frozenset(),
+        cache_control: str | None = None,
     ) -> PreparedCall | RoutedCall:
         """Route a neutral chat, fit it to what the model accepts, and encode it for the provider.
 
@@ -186,7 +200,14 @@ class ChatService:
         model = chat.model or self._default_model
         if self._router is not None:
             self._note_request(model, stream=chat.stream)
-            return RoutedCall(model, chat.stream, chat=chat, names=names, defaulted=defaulted)
+            return RoutedCall(
+                model,
+                chat.stream,
+                chat=chat,
+                names=names,
+                defaulted=defaulted,
+                cache_control=cache_control,
+            )
         provider, caps = self._route(model, stream=chat.stream)
         return self._fit_chat(chat, model, provider, caps, names=names, defaulted=defaulted)
 
@@ -242,12 +263,14 @@ class ChatService:
         )
         return PreparedCall(provider, request, tuple(dropped), tuple(clamped), caps)
 
-    def prepare_wire(self, wire: WireRequest) -> PreparedCall | RoutedCall:
+    def prepare_wire(
+        self, wire: WireRequest, *, cache_control: str | None = None
+    ) -> PreparedCall | RoutedCall:
         """Relay a vendor-format request to that vendor's model; translate it for any other."""
         model = wire.model or self._default_model
         if self._router is not None:
             self._note_request(model, stream=wire.stream)
-            return RoutedCall(model, wire.stream, wire=wire, names=wire.names)
+            return RoutedCall(model, wire.stream, wire=wire, names=wire.names, cache_control=cache_control)
         provider, caps = self._route(model, stream=wire.stream)
         if provider.wire_format != wire.wire_format:
             chat = wire.decode(wire.body)
@@ -366,13 +389,20 @@ class ChatService:
             value = await (self.relay(prepared) if prepared.relayed else self.complete(prepared))
             return prepared, value
 
+        plan = await router.plan(call.requested)
+        lookup = self._cache_lookup(call, plan)
+        if lookup is not None:
+            hit = await lookup.get()
+            if hit is not None:
+                return hit.result
         chain = RouteChain()
         try:
-            plan = await router.plan(call.requested)
             served, value = await router.execute(plan, attempt, chain=chain)
         finally:
             record_route(chain)
         record_served(chain, served.headers())
+        if lookup is not None and isinstance(value, ChatResult):
+            await lookup.put(value, chain)
         return value
 
     async def stream_answer(self, call: PreparedCall | RoutedCall) -> AsyncGenerator[StreamItem, None]:
@@ -397,19 +427,34 @@ class ChatService:
                 raise
             return prepared, items, first
 
+        plan = await router.plan(call.requested)
+        lookup = self._cache_lookup(call, plan)
+        if lookup is not None:
+            hit = await lookup.get()
+            if hit is not None:
+                yield EventBatch(tuple(hit.events()))
+                yield Outcome(hit.result.id, hit.result.model, hit.result.stop_reason)
+                return
         chain = RouteChain()
         try:
-            plan = await router.plan(call.requested)
             served, items, first = await router.execute(plan, attempt, chain=chain, hold=True)
         finally:
             record_route(chain)
         record_served(chain, served.headers())
+        builder = ResultBuilder() if lookup is not None else None
+
+        def collect(item: StreamItem) -> StreamItem:
+            if builder is not None and isinstance(item, EventBatch):
+                for event in item.events:
+                    builder.add(event)
+            return item
+
         error: BaseException | None = None
         try:
             if first is not None:
-                yield first
+                yield collect(first)
                 async for item in items:
-                    yield item
+                    yield collect(item)
         except BaseException as exc:
             error = exc
             raise
@@ -417,6 +462,34 @@ class ChatService:
             await items.aclose()
             await chain.finish(error)
             record_route(chain)
+        result = builder.result() if builder is not None else None
+        if lookup is not None and result is not None:  # only a stream that ended properly
+            await lookup.put(result, chain)
+
+    def _cache_lookup(self, call: RoutedCall, plan: Plan) -> CacheLookup | None:
+        """The cache's view of this request, when the cache applies to it (CACHE_ENABLED or the alias's
+        `cache:`), else None. Cached requests are translated for every target (`RoutedCall.translate`)."""
+        if self._cache is None or not enabled_for(cache_enabled=self._cache_enabled, alias_cache=plan.cache):
+            return None
+        control = parse_cache_control(call.cache_control)
+        context = request_context()
+        if not control.read and not control.write:
+            if context is not None:
+                context.response_headers["X-LLM-Cache"] = "miss"
+            return None
+        call.translate = True
+        chat = dataclasses.replace(self._neutral(call), model=call.requested)
+        return CacheLookup(self._cache, chat, key_id=context.key_id if context else None, control=control)
+
+    @staticmethod
+    def _neutral(call: RoutedCall) -> Chat:
+        if call.chat is not None:
+            return call.chat
+        if call.decoded is None:
+            wire = call.wire
+            assert isinstance(wire, WireRequest)
+            call.decoded = wire.decode(wire.body)
+        return call.decoded
 
     def _routing(self) -> Router:
         assert self._router is not None, "a RoutedCall comes only from a service with a router"
@@ -434,17 +507,12 @@ class ChatService:
         provider = self._providers.for_deployment(target.deployment.name)
         caps = capabilities_for(target.deployment, target.model, self._capabilities)
         wire = call.wire
-        if isinstance(wire, WireRequest) and provider.wire_format == wire.wire_format:
+        relay = not call.translate and isinstance(wire, WireRequest)
+        if relay and isinstance(wire, WireRequest) and provider.wire_format == wire.wire_format:
             routed = dataclasses.replace(wire, body={**wire.body, "model": target.model})
             prepared = self._fit_wire(routed, target.model, provider, caps)
         else:
-            chat = call.chat
-            if chat is None:
-                assert isinstance(wire, WireRequest)
-                if call.decoded is None:
-                    call.decoded = wire.decode(wire.body)
-                chat = call.decoded
-            chat = dataclasses.replace(chat, model=target.model)
+            chat = dataclasses.replace(self._neutral(call), model=target.model)
             prepared = self._fit_chat(
                 chat, target.model, provider, caps, names=call.names, defaulted=call.defaulted
             )

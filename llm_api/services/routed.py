@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from opentelemetry import trace
 
-from llm_api.chat_model import EMPTY, Chat
+from llm_api.chat_model import EMPTY, Chat, ChatResult
+from llm_api.routing.cache import CacheControl, CachedAnswer, ResponseCache
 from llm_api.routing.chain import RouteChain
 from llm_api.routing.config import Capabilities, ResolvedDeployment
 from llm_api.services.capabilities import CapabilityTable, ModelCapabilities
@@ -31,8 +32,12 @@ class RoutedCall:
     wire: object | None = None  # a services.llm.WireRequest (typed there; a cycle otherwise)
     names: Mapping[str, str] = EMPTY
     defaulted: frozenset[str] = frozenset()
-    # The wire body decoded once, when a target of another vendor needs it.
+    # The wire body decoded once, when a target of another vendor (or the cache) needs it.
     decoded: Chat | None = field(default=None)
+    cache_control: str | None = None
+    # Set when the cache may store the answer: every target is then translated (never relayed), so the
+    # answer is neutral and replays alike in either format, as JSON or as a stream.
+    translate: bool = False
 
     relayed = False
 
@@ -98,3 +103,44 @@ def record_served(chain: RouteChain, extra_headers: Mapping[str, str]) -> None:
             **extra_headers,
         }
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLookup:
+    """One request's cache entry: `chat` is the canonical request (the model or alias as requested),
+    scoped to `key_id` (unless CACHE_SCOPE=shared); `control` what its Cache-Control allows."""
+
+    cache: ResponseCache
+    chat: Chat
+    key_id: str | None
+    control: CacheControl
+
+    async def get(self) -> CachedAnswer | None:
+        """The stored answer (and the response headers saying so), or None: a miss."""
+        hit = await self.cache.get(self.chat, key_id=self.key_id) if self.control.read else None
+        context = request_context()
+        if context is None:
+            return hit
+        context.response_headers["X-LLM-Cache"] = "hit" if hit is not None else "miss"
+        if hit is not None:
+            context.cache_hit = True
+            context.provider = hit.provider
+            context.model_served = hit.result.model or None
+            served = {"X-LLM-Model": hit.result.model, "X-LLM-Provider": hit.provider or ""}
+            if hit.deployment:
+                served["X-LLM-Deployment"] = hit.deployment
+            context.response_headers.update({k: v for k, v in served.items() if v})
+        return hit
+
+    async def put(self, result: ChatResult, chain: RouteChain) -> None:
+        """Store a complete answer, if this request's Cache-Control allows it."""
+        if not self.control.write:
+            return
+        served = chain.served
+        await self.cache.put(
+            self.chat,
+            result,
+            key_id=self.key_id,
+            provider=served.deployment.provider if served else None,
+            deployment=served.deployment.name if served else None,
+        )

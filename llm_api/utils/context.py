@@ -29,6 +29,7 @@ class RequestContext:
     model_served: str | None = None  # the model the provider says answered
     route: list[dict[str, object]] | None = None
     fallbacks: int = 0
+    cache_hit: bool = False  # answered from the response cache: no upstream call, no tokens
 
 
 current_request: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)
