@@ -33,7 +33,7 @@ from tests.support import (
 )
 
 PREFIX = f"test-router-{uuid.uuid4().hex[:8]}"
-COOLDOWN_S = 2
+COOLDOWN_S = 8  # long enough for a loaded machine to send its requests while it lasts
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_the_requests_own_errors_never_fall_back(
 ) -> None:
     emu2.fail({"status": status})
     response = messages(gw, model="smart")
-    assert response.status_code == status
+    assert 400 <= response.status_code < 500  # Anthropic's format answers 422 as 400
     assert response.json()["type"] == "error"
     assert len(emu2.requests()) == 1
     assert calls(emulator) == 0
@@ -228,7 +228,7 @@ def test_a_cooldown_is_shared_by_the_workers_and_closed_by_a_probe(
         assert messages(gw).status_code == 200
     assert len(emu2.requests()) == 3
     request_ids: set[str] = set()
-    for _ in range(12):  # a new connection each: both workers answer some
+    for _ in range(8):  # a new connection each: both workers answer some
         response = messages(gw)
         assert response.status_code == 200
         assert served(response)[2] == "claude-b"

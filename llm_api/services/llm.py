@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from llm_api.chat_model import EMPTY, BlockStart, BlockStop, Chat, ChatResult, EventBatch, MessageStart
 from llm_api.codecs.anthropic_messages import estimate_input_tokens
 from llm_api.errors import UnsupportedParameter
-from llm_api.routing.budget import RetryBudget
-from llm_api.routing.cache import ResponseCache, enabled_for, parse_cache_control
-from llm_api.routing.chain import RouteChain
-from llm_api.routing.executor import Target
-from llm_api.routing.plan import Plan
-from llm_api.routing.replay import ResultBuilder
+from llm_api.routing.cache import ResponseCache
 from llm_api.routing.router import Router
+from llm_api.services.calls import PreparedCall, WireRequest
 from llm_api.services.capabilities import CapabilityTable, ModelCapabilities
 from llm_api.services.providers.base import (
     Outcome,
@@ -41,16 +36,12 @@ from llm_api.services.providers.base import (
 )
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryObserver, RetryPolicy
-from llm_api.services.routed import (
-    CacheLookup,
-    RoutedCall,
-    capabilities_for,
-    record_route,
-    record_served,
-)
+from llm_api.services.routed import RoutedCall
+from llm_api.services.routed_runner import RoutedRunner
 from llm_api.utils.context import request_context
 
-MAX_NAMED_PARAMS = 32
+__all__ = ["ChatService", "PreparedCall", "TokenCount", "WireRequest"]
+
 # Parameters with no neutral equivalent whose value changes nothing: dropped without being named.
 _HARMLESS: dict[str, tuple[object, ...]] = {
     "n": (1,),
@@ -59,69 +50,6 @@ _HARMLESS: dict[str, tuple[object, ...]] = {
     "logprobs": (False,),
     "store": (False,),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class WireRequest:
-    """A request as the client sent it in a vendor's format, already validated.
-
-    `decode` turns the body into a neutral `Chat` (only called when the request must be translated);
-    `headers`/`query` are forwarded when the request is relayed; `names` maps neutral parameters to the
-    names the client used (comma-separated when several), for X-LLM-Dropped-Params and
-    X-LLM-Clamped-Params.
-    """
-
-    wire_format: str
-    body: Mapping[str, Any]
-    decode: Callable[[Mapping[str, Any]], Chat]
-    include_usage: bool = False
-    headers: Mapping[str, str] = EMPTY
-    query: Mapping[str, str] = EMPTY
-    names: Mapping[str, str] = EMPTY
-
-    @property
-    def model(self) -> str:
-        return str(self.body.get("model", ""))
-
-    @property
-    def stream(self) -> bool:
-        return self.body.get("stream") is True
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedCall:
-    """A request bound to its provider, in its wire format, with what was dropped or clamped to fit it."""
-
-    provider: Provider
-    request: ProviderRequest
-    dropped_params: tuple[str, ...] = ()
-    clamped_params: tuple[str, ...] = ()
-    capabilities: ModelCapabilities = field(default_factory=ModelCapabilities)
-    # Routed calls: the deployment's name (telemetry) and the request's attempt budget (retries).
-    deployment: str | None = None
-    budget: RetryBudget | None = None
-
-    @property
-    def relayed(self) -> bool:
-        return self.request.relay
-
-    def headers(self) -> dict[str, str]:
-        """The response headers that say what the gateway changed."""
-        headers = {}
-        if self.dropped_params:
-            headers["X-LLM-Dropped-Params"] = _header_list(self.dropped_params)
-        if self.clamped_params:
-            headers["X-LLM-Clamped-Params"] = _header_list(self.clamped_params)
-        return headers
-
-
-def _header_list(names: tuple[str, ...]) -> str:
-    """Parameter names as a header value: a client's unknown field may be named anything, so names are
-    percent-encoded (ASCII only) and the list is bounded."""
-    shown = [quote(name[:64], safe="._-[]") for name in names[:MAX_NAMED_PARAMS]]
-    if len(names) > MAX_NAMED_PARAMS:
-        shown.append("...")
-    return ",".join(shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +84,11 @@ class ChatService:
         cache_enabled: bool = False,
     ) -> None:
         self._router = router
-        self._cache = cache
-        self._cache_enabled = cache_enabled
+        self._routed = (
+            RoutedRunner(self, router, providers, capabilities, cache=cache, cache_enabled=cache_enabled)
+            if router is not None
+            else None
+        )
         self._providers = providers
         self._capabilities = capabilities
         self._retry = retry_policy
@@ -209,9 +140,9 @@ class ChatService:
                 cache_control=cache_control,
             )
         provider, caps = self._route(model, stream=chat.stream)
-        return self._fit_chat(chat, model, provider, caps, names=names, defaulted=defaulted)
+        return self.fit_chat(chat, model, provider, caps, names=names, defaulted=defaulted)
 
-    def _fit_chat(
+    def fit_chat(
         self,
         chat: Chat,
         model: str,
@@ -274,10 +205,10 @@ class ChatService:
         provider, caps = self._route(model, stream=wire.stream)
         if provider.wire_format != wire.wire_format:
             chat = wire.decode(wire.body)
-            return self._fit_chat(chat, chat.model or model, provider, caps, names=wire.names)
-        return self._fit_wire(wire, model, provider, caps)
+            return self.fit_chat(chat, chat.model or model, provider, caps, names=wire.names)
+        return self.fit_wire(wire, model, provider, caps)
 
-    def _fit_wire(
+    def fit_wire(
         self, wire: WireRequest, model: str, provider: Provider, caps: ModelCapabilities
     ) -> PreparedCall:
         fitted = provider.fit({**wire.body, "model": model}, caps)
@@ -379,144 +310,25 @@ class ChatService:
 
     async def answer(self, call: PreparedCall | RoutedCall) -> ChatResult | RelayedResponse:
         """The whole answer: relayed bytes (a same-vendor call) or a neutral result (translated). A routed
-        call goes through its plan's targets, retries and fallbacks drawing from one attempt budget."""
+        call goes through its plan's targets (`RoutedRunner.answer`)."""
         if isinstance(call, PreparedCall):
             return await (self.relay(call) if call.relayed else self.complete(call))
-        router = self._routing()
+        return await self._runner().answer(call)
 
-        async def attempt(target: Target) -> tuple[PreparedCall, ChatResult | RelayedResponse]:
-            prepared = self._prepare_target(call, target)
-            value = await (self.relay(prepared) if prepared.relayed else self.complete(prepared))
-            return prepared, value
+    def stream_answer(self, call: PreparedCall | RoutedCall) -> AsyncGenerator[StreamItem, None]:
+        """`stream`, or for a routed call `RoutedRunner.stream` along its plan (no wrapper generator:
+        nothing added per chunk)."""
+        return self.stream(call) if isinstance(call, PreparedCall) else self._runner().stream(call)
 
-        plan = await router.plan(call.requested)
-        lookup = self._cache_lookup(call, plan)
-        if lookup is not None:
-            hit = await lookup.get()
-            if hit is not None:
-                return hit.result
-        chain = RouteChain()
-        try:
-            served, value = await router.execute(plan, attempt, chain=chain)
-        finally:
-            record_route(chain)
-        record_served(chain, served.headers())
-        if lookup is not None and isinstance(value, ChatResult):
-            await lookup.put(value, chain)
-        return value
-
-    async def stream_answer(self, call: PreparedCall | RoutedCall) -> AsyncGenerator[StreamItem, None]:
-        """`stream`, for a routed call along its plan: a target that fails before its first delta passes
-        the request on; after it, a failure ends the stream (and still counts against the deployment)."""
-        if isinstance(call, PreparedCall):
-            async for item in self.stream(call):
-                yield item
-            return
-        router = self._routing()
-
-        async def attempt(
-            target: Target,
-        ) -> tuple[PreparedCall, AsyncGenerator[StreamItem, None], StreamItem | None]:
-            prepared = self._prepare_target(call, target)
-            items = self.stream(prepared)
-            try:
-                # `stream` yields nothing before its opening (up to the first delta) succeeded.
-                first = await anext(items, None)
-            except BaseException:
-                await items.aclose()
-                raise
-            return prepared, items, first
-
-        plan = await router.plan(call.requested)
-        lookup = self._cache_lookup(call, plan)
-        if lookup is not None:
-            hit = await lookup.get()
-            if hit is not None:
-                yield EventBatch(tuple(hit.events()))
-                yield Outcome(hit.result.id, hit.result.model, hit.result.stop_reason)
-                return
-        chain = RouteChain()
-        try:
-            served, items, first = await router.execute(plan, attempt, chain=chain, hold=True)
-        finally:
-            record_route(chain)
-        record_served(chain, served.headers())
-        builder = ResultBuilder() if lookup is not None else None
-
-        def collect(item: StreamItem) -> StreamItem:
-            if builder is not None and isinstance(item, EventBatch):
-                for event in item.events:
-                    builder.add(event)
-            return item
-
-        error: BaseException | None = None
-        try:
-            if first is not None:
-                yield collect(first)
-                async for item in items:
-                    yield collect(item)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            await items.aclose()
-            await chain.finish(error)
-            record_route(chain)
-        result = builder.result() if builder is not None else None
-        if lookup is not None and result is not None:  # only a stream that ended properly
-            await lookup.put(result, chain)
-
-    def _cache_lookup(self, call: RoutedCall, plan: Plan) -> CacheLookup | None:
-        """The cache's view of this request, when the cache applies to it (CACHE_ENABLED or the alias's
-        `cache:`), else None. Cached requests are translated for every target (`RoutedCall.translate`)."""
-        if self._cache is None or not enabled_for(cache_enabled=self._cache_enabled, alias_cache=plan.cache):
-            return None
-        control = parse_cache_control(call.cache_control)
-        context = request_context()
-        if not control.read and not control.write:
-            if context is not None:
-                context.response_headers["X-LLM-Cache"] = "miss"
-            return None
-        call.translate = True
-        chat = dataclasses.replace(self._neutral(call), model=call.requested)
-        return CacheLookup(self._cache, chat, key_id=context.key_id if context else None, control=control)
-
-    @staticmethod
-    def _neutral(call: RoutedCall) -> Chat:
-        if call.chat is not None:
-            return call.chat
-        if call.decoded is None:
-            wire = call.wire
-            assert isinstance(wire, WireRequest)
-            call.decoded = wire.decode(wire.body)
-        return call.decoded
-
-    def _routing(self) -> Router:
-        assert self._router is not None, "a RoutedCall comes only from a service with a router"
-        return self._router
+    def _runner(self) -> RoutedRunner:
+        assert self._routed is not None, "a RoutedCall comes only from a service with a router"
+        return self._routed
 
     def _note_request(self, model: str, *, stream: bool) -> None:
         context = request_context()
         if context is not None:
             context.model = model
             context.stream = stream
-
-    def _prepare_target(self, call: RoutedCall, target: Target) -> PreparedCall:
-        """The request fitted to one target: relayed when the deployment speaks the client's format,
-        else translated (the wire body decoded once)."""
-        provider = self._providers.for_deployment(target.deployment.name)
-        caps = capabilities_for(target.deployment, target.model, self._capabilities)
-        wire = call.wire
-        relay = not call.translate and isinstance(wire, WireRequest)
-        if relay and isinstance(wire, WireRequest) and provider.wire_format == wire.wire_format:
-            routed = dataclasses.replace(wire, body={**wire.body, "model": target.model})
-            prepared = self._fit_wire(routed, target.model, provider, caps)
-        else:
-            chat = dataclasses.replace(self._neutral(call), model=target.model)
-            prepared = self._fit_chat(
-                chat, target.model, provider, caps, names=call.names, defaulted=call.defaulted
-            )
-        return dataclasses.replace(prepared, deployment=target.deployment.name, budget=target.budget)
 
     async def count_tokens(self, wire: WireRequest) -> TokenCount:
         """The upstream's count when the model's vendor has one (relayed as sent), else a local estimate."""

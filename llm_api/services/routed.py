@@ -12,6 +12,7 @@ from llm_api.chat_model import EMPTY, Chat, ChatResult
 from llm_api.routing.cache import CacheControl, CachedAnswer, ResponseCache
 from llm_api.routing.chain import RouteChain
 from llm_api.routing.config import Capabilities, ResolvedDeployment
+from llm_api.services.calls import WireRequest
 from llm_api.services.capabilities import CapabilityTable, ModelCapabilities
 from llm_api.utils.context import request_context
 
@@ -29,7 +30,7 @@ class RoutedCall:
     requested: str
     stream: bool
     chat: Chat | None = None
-    wire: object | None = None  # a services.llm.WireRequest (typed there; a cycle otherwise)
+    wire: WireRequest | None = None
     names: Mapping[str, str] = EMPTY
     defaulted: frozenset[str] = frozenset()
     # The wire body decoded once, when a target of another vendor (or the cache) needs it.

@@ -1,0 +1,79 @@
+"""The calls the chat service hands around: a vendor-format request as the client sent it, and a request
+bound to one provider (its wire format, what was dropped or clamped to fit the model)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from llm_api.chat_model import EMPTY, Chat
+from llm_api.routing.budget import RetryBudget
+from llm_api.services.capabilities import ModelCapabilities
+from llm_api.services.providers.base import Provider, ProviderRequest
+
+MAX_NAMED_PARAMS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class WireRequest:
+    """A request as the client sent it in a vendor's format, already validated.
+
+    `decode` turns the body into a neutral `Chat` (only called when the request must be translated);
+    `headers`/`query` are forwarded when the request is relayed; `names` maps neutral parameters to the
+    names the client used (comma-separated when several), for X-LLM-Dropped-Params and
+    X-LLM-Clamped-Params.
+    """
+
+    wire_format: str
+    body: Mapping[str, Any]
+    decode: Callable[[Mapping[str, Any]], Chat]
+    include_usage: bool = False
+    headers: Mapping[str, str] = EMPTY
+    query: Mapping[str, str] = EMPTY
+    names: Mapping[str, str] = EMPTY
+
+    @property
+    def model(self) -> str:
+        return str(self.body.get("model", ""))
+
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """A request bound to its provider, in its wire format, with what was dropped or clamped to fit it."""
+
+    provider: Provider
+    request: ProviderRequest
+    dropped_params: tuple[str, ...] = ()
+    clamped_params: tuple[str, ...] = ()
+    capabilities: ModelCapabilities = field(default_factory=ModelCapabilities)
+    # Routed calls: the deployment's name (telemetry) and the request's attempt budget (retries).
+    deployment: str | None = None
+    budget: RetryBudget | None = None
+
+    @property
+    def relayed(self) -> bool:
+        return self.request.relay
+
+    def headers(self) -> dict[str, str]:
+        """The response headers that say what the gateway changed."""
+        headers = {}
+        if self.dropped_params:
+            headers["X-LLM-Dropped-Params"] = _header_list(self.dropped_params)
+        if self.clamped_params:
+            headers["X-LLM-Clamped-Params"] = _header_list(self.clamped_params)
+        return headers
+
+
+def _header_list(names: tuple[str, ...]) -> str:
+    """Parameter names as a header value: a client's unknown field may be named anything, so names are
+    percent-encoded (ASCII only) and the list is bounded."""
+    shown = [quote(name[:64], safe="._-[]") for name in names[:MAX_NAMED_PARAMS]]
+    if len(names) > MAX_NAMED_PARAMS:
+        shown.append("...")
+    return ",".join(shown)
