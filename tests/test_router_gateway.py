@@ -227,14 +227,16 @@ def test_a_cooldown_is_shared_by_the_workers_and_closed_by_a_probe(
     for _ in range(2):  # 2 + 1 failures of claude-a: its breaker opens
         assert messages(gw).status_code == 200
     assert len(emu2.requests()) == 3
-    request_ids: set[str] = set()
-    for _ in range(8):  # a new connection each: both workers answer some
-        response = messages(gw)
-        assert response.status_code == 200
-        assert served(response)[2] == "claude-b"
-        request_ids.add(response.headers["x-request-id"])
+    answers: list[httpx.Response] = []
+
+    def both_workers_answered() -> bool | None:
+        answers.append(messages(gw))  # a new connection each: either worker may take it
+        ids = {answer.headers["x-request-id"] for answer in answers}
+        return len(_worker_pids(gw, ids)) == 2 or None
+
+    wait_until(both_workers_answered, timeout=COOLDOWN_S / 2, interval=0)
+    assert all(served(answer)[2] == "claude-b" for answer in answers)
     assert len(emu2.requests()) == 3  # skipped while cooling, by every worker
-    wait_until(lambda: len(_worker_pids(gw, request_ids)) == 2 or None, timeout=5)
     states = {d["name"]: d for d in httpx.get(f"{gw.base_url}/readyz").json()["deployments"]}
     assert states["claude-a"]["state"] == "open"
     # After the cooldown one probe goes to claude-a; its success closes the breaker.
