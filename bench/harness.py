@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import streams
+from bench import paths, streams
 from bench.gateway import (
     Features,
     RssSampler,
@@ -64,6 +64,8 @@ class Plan:
     feature_latency_s: float = 8.0
     feature_throughput_s: float = 8.0
     profile_s: float = 20.0
+    path_latency_s: float = 6.0  # the rows of issues 9-11 (compatible endpoints, managed keys, router)
+    path_throughput_s: float = 6.0
     reuse_servers: bool = False  # smoke: one emulator-backed gateway serves JSON, SSE and the held streams
 
     @classmethod
@@ -136,9 +138,12 @@ class Run:
         )  # type: ignore[index]
         return result
 
-    def sse(self, target: Target, *, gateway: bool) -> dict[str, object]:
-        expect, count = (b'data: {"delta"', STREAM_CHUNKS) if gateway else (b"data: ", STREAM_CHUNKS)
-        result = streams.sse_timing(target, count=self.plan.sse_streams, expect=expect, expect_count=count)
+    def sse(self, target: Target, *, gateway: bool, expect: bytes | None = None) -> dict[str, object]:
+        if expect is None:
+            expect = b'data: {"delta"' if gateway else b"data: "
+        result = streams.sse_timing(
+            target, count=self.plan.sse_streams, expect=expect, expect_count=STREAM_CHUNKS
+        )
         self.log(
             f"  {target.name}: ttfb p50 {result['ttfb_ms']['p50']} ms, total p50 "  # type: ignore[index]
             f"{result['total_ms']['p50']} ms, errors {result['errors']}"
@@ -153,6 +158,7 @@ class Run:
         stream: bool = False,
         workers: int = 1,
         features: Features | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> Server:
         env = gateway_env(
             upstream=upstream,
@@ -160,6 +166,7 @@ class Run:
             workers=workers,
             features=features or Features.all_on(),
             otlp_endpoint=self.sink.endpoint if self.sink else None,
+            extra=extra_env,
         )
         key = tuple(sorted(env.items()))
         if key in self._servers:
@@ -213,6 +220,7 @@ class Run:
                     out[f"c{c}_openai"] = self.load(
                         gateway_target(server, model=MODEL_OPENAI), c, server=server
                     )
+                    paths.measure_paths(self, server)
                 out["libraries"] = server.libraries()
             finally:
                 out["rss"] = sampler.finish()
@@ -230,6 +238,7 @@ class Run:
                 ),
                 "openai": self.sse(gateway_target(server, model=MODEL_OPENAI, stream=True), gateway=True),
             }
+            paths.stream_paths(self, server)
         finally:
             self.release(server)
 
@@ -334,6 +343,7 @@ class Run:
             self.direct(upstream)
             self.gateway_matrix(upstream)
             self.streaming(upstream)
+            paths.keys_and_alias(self, upstream)
             self.features(upstream)
             self.concurrency(upstream)
             if plan.compare:
