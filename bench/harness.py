@@ -64,8 +64,11 @@ class Plan:
     feature_latency_s: float = 8.0
     feature_throughput_s: float = 8.0
     profile_s: float = 20.0
-    path_latency_s: float = 6.0  # the rows of issues 9-11 (compatible endpoints, managed keys, router)
+    # The rows of issues 9-11 (compatible endpoints, managed keys, router): c=1 per target, then c=N in
+    # `path_rounds` interleaved slices per target, so that each ratio compares the same minutes.
+    path_latency_s: float = 6.0
     path_throughput_s: float = 6.0
+    path_rounds: int = 3
     reuse_servers: bool = False  # smoke: one emulator-backed gateway serves JSON, SSE and the held streams
 
     @classmethod
@@ -86,6 +89,7 @@ class Plan:
             features=(),  # another gateway start: too slow for `make test`
             profile_s=0.0,
             reuse_servers=True,
+            path_rounds=1,
         )
 
 
@@ -106,9 +110,10 @@ class Run:
         *,
         duration_s: float | None = None,
         server: Server | None = None,
+        warmup: bool = True,
     ) -> dict[str, object]:
         plan = self.plan
-        if plan.use_wrk and plan.warmup_s:
+        if plan.use_wrk and plan.warmup_s and warmup:
             run_load(
                 target,
                 connections=connections,
@@ -160,6 +165,9 @@ class Run:
         features: Features | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> Server:
+        if self.plan.reuse_servers:
+            # Smoke: one gateway for everything, the keys and router variant included (a start is ~5 s).
+            extra_env = {**paths.extras_env(self, upstream), **(extra_env or {})}
         env = gateway_env(
             upstream=upstream,
             stream=stream,

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from bench.gateway import CLIENT_KEY, Server
-from bench.targets import API_PATHS, CHAT_ANTHROPIC, NEW_PATHS, ApiPath, api_target, stream_marker
+from bench.gateway import Server
+from bench.load import Target
+from bench.targets import API_PATHS, CHAT_ANTHROPIC, api_target, stream_marker
 from bench.upstream import MODEL_ANTHROPIC, MODEL_OPENAI, Upstream
 
 if TYPE_CHECKING:
@@ -38,16 +39,64 @@ BUDGETED_KEY = {
 }
 
 
-def _json_loads(
-    run: Run, server: Server, path: ApiPath, *, key: str = CLIENT_KEY, model: str | None = None
-) -> dict[str, object]:
-    latency_s, throughput_s = run.plan.path_latency_s, run.plan.path_throughput_s
-    c = run.plan.concurrencies[0]
-    target = api_target(server, path, key=key, model=model)
-    return {
-        "c1": run.load(target, 1, duration_s=latency_s, server=server),
-        f"c{c}": run.load(target, c, duration_s=throughput_s, server=server),
+def _number(value: object) -> float:
+    assert isinstance(value, int | float), value
+    return float(value)
+
+
+def _combined(slices: list[dict[str, object]]) -> dict[str, object]:
+    """One c=N result from interleaved slices: totals, CPU per request over all of them, and each latency
+    percentile as the mean of the slices' (kept for reference; the report compares req/s and CPU)."""
+    if len(slices) == 1:
+        return slices[0]
+    requests = sum(_number(s["requests"]) for s in slices)
+    duration = sum(_number(s["duration_s"]) for s in slices)
+    latencies = [lat for s in slices if isinstance(lat := s["latency_ms"], dict)]
+    out: dict[str, object] = {
+        "requests": int(requests),
+        "errors": int(sum(_number(s["errors"]) for s in slices)),
+        "duration_s": round(duration, 3),
+        "rps": round(requests / duration, 1) if duration else 0.0,
+        "latency_ms": {
+            p: round(sum(_number(lat[p]) for lat in latencies) / len(latencies), 3) for p in latencies[0]
+        },
+        "connections": slices[0]["connections"],
+        "tool": slices[0]["tool"],
+        "rounds": [{k: s.get(k) for k in ("rps", "server_cpu_ms_per_request")} for s in slices],
     }
+    if requests and all("server_cpu_ms_per_request" in s for s in slices):
+        cpu_ms = sum(_number(s["server_cpu_ms_per_request"]) * _number(s["requests"]) for s in slices)
+        out["server_cpu_ms_per_request"] = round(cpu_ms / requests, 3)
+    return out
+
+
+def _measure(
+    run: Run, server: Server, targets: dict[str, Target], *, without_c1: frozenset[str] = frozenset()
+) -> dict[str, dict[str, object]]:
+    """`{name: {"c1": …, "c<N>": …}}`: c=1 one target after the other, then c=N in rounds that visit
+    every target in turn (the machine is shared: a slow minute then weighs on all of them alike)."""
+    plan = run.plan
+    c = plan.concurrencies[0]
+    out: dict[str, dict[str, object]] = {name: {} for name in targets}
+    for name, target in targets.items():
+        if name not in without_c1:
+            out[name]["c1"] = run.load(target, 1, duration_s=plan.path_latency_s, server=server)
+    slices: dict[str, list[dict[str, object]]] = {name: [] for name in targets}
+    for _ in range(plan.path_rounds):
+        for name, target in targets.items():
+            # The c=1 loads have warmed the server; each slice is a share of path_throughput_s.
+            slices[name].append(
+                run.load(
+                    target,
+                    c,
+                    duration_s=plan.path_throughput_s / plan.path_rounds,
+                    server=server,
+                    warmup=False,
+                )
+            )
+    for name in targets:
+        out[name][f"c{c}"] = _combined(slices[name])
+    return out
 
 
 def _paths(run: Run) -> dict[str, dict[str, object]]:
@@ -57,11 +106,13 @@ def _paths(run: Run) -> dict[str, dict[str, object]]:
 
 
 def measure_paths(run: Run, server: Server) -> None:
-    """c=1 latency and c=N throughput of each new path on `server` (the one-worker all-on gateway whose
-    /v1/chat figures are `gateway.1.c1` / `c1_openai`)."""
-    run.log("- the compatible endpoints on the same gateway")
-    for path in NEW_PATHS:
-        _paths(run).setdefault(path.id, {}).update(_json_loads(run, server, path))
+    """Each new path on `server`, the one-worker all-on gateway whose /v1/chat c=1 figures are
+    `gateway.1.c1` / `c1_openai`; at c=N /v1/chat takes its turn in the rounds too (`paths.chat_*`)."""
+    run.log(f"- the API paths on the same gateway (c=N: {run.plan.path_rounds} rounds over the six)")
+    references = frozenset(path.id for path in API_PATHS if path.kind == "reference")
+    targets = {path.id: api_target(server, path) for path in API_PATHS}
+    for name, measured in _measure(run, server, targets, without_c1=references).items():
+        _paths(run).setdefault(name, {}).update(measured)
 
 
 def stream_paths(run: Run, server: Server) -> None:
@@ -138,6 +189,19 @@ def _not_routed(server: Server) -> str | None:
     return None
 
 
+def extras_env(run: Run, upstream: Upstream) -> dict[str, str]:
+    """What the gateway of `keys_and_alias` adds: the admin API, prices and the router's file. Its
+    DATABASE_URL is every bench gateway's own SQLite database (bench.gateway.start_gateway)."""
+    config = run.workdir / "router" / "gateway.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(gateway_file(upstream))
+    return {
+        "ADMIN_API_KEY": ADMIN_KEY,
+        "MODEL_PRICES": json.dumps(MODEL_PRICES),
+        "GATEWAY_CONFIG": str(config),
+    }
+
+
 def keys_and_alias(run: Run, upstream: Upstream) -> None:
     """One gateway with managed keys (ledger, admin API, prices) and the router's file; on it /v1/chat
     with a plain key naming the model directly, the same with a budgeted managed key (issue 10), and with
@@ -167,16 +231,20 @@ def keys_and_alias(run: Run, upstream: Upstream) -> None:
             router["skipped"] = not_routed
         if isinstance(created, str) and not_routed is not None:
             return
-        run.log("- plain key and model named directly, on the gateway with managed keys and the router")
-        keys["plain"] = router["direct_model"] = _json_loads(run, server, CHAT_ANTHROPIC)
+        targets = {"plain": api_target(server, CHAT_ANTHROPIC)}
         if not isinstance(created, str):
-            run.log("- a budgeted managed key (tpm_limit, budget_usd)")
-            keys["limits"] = {k: v for k, v in BUDGETED_KEY.items() if k != "name"}
-            keys["budgeted"] = _json_loads(run, server, CHAT_ANTHROPIC, key=str(created["key"]))
-            keys["budgeted_usage_after"] = _key_usage(server, created["id"])
+            targets["budgeted"] = api_target(server, CHAT_ANTHROPIC, key=str(created["key"]))
         if not_routed is None:
-            run.log(f"- the alias {ALIAS} (first target {MODEL_ANTHROPIC}, healthy)")
-            router["alias_model"] = _json_loads(run, server, CHAT_ANTHROPIC, model=ALIAS)
+            targets["alias"] = api_target(server, CHAT_ANTHROPIC, model=ALIAS)
+        run.log(f"- /v1/chat with {', '.join(targets)} (plain key, model named directly, is the reference)")
+        measured = _measure(run, server, targets)
+        keys["plain"] = router["direct_model"] = measured["plain"]
+        if "budgeted" in measured:
+            keys["limits"] = {k: v for k, v in BUDGETED_KEY.items() if k != "name"}
+            keys["budgeted"] = measured["budgeted"]
+            keys["budgeted_usage_after"] = _key_usage(server, created["id"])  # type: ignore[index]
+        if "alias" in measured:
+            router["alias_model"] = measured["alias"]
     finally:
         run.results["keys"] = keys
         run.results["router"] = router

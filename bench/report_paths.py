@@ -42,13 +42,17 @@ def concurrency(results: dict[str, Any]) -> int:
 
 
 def json_node(results: dict[str, Any], path: ApiPath) -> dict[str, Any]:
-    """`{"c1": …, "c<N>": …}` of `path`: /v1/chat's from the gateway matrix, the others' from `paths`."""
+    """`{"c1": …, "c<N>": …}` of `path` from `paths`; /v1/chat's c=1 (and its c=N in a run without the
+    paths' rounds) from the gateway matrix."""
+    node = _get(results, "paths", path.id) or {}
     if path.kind != "reference":
-        return _get(results, "paths", path.id) or {}
+        return node
     gw1 = _get(results, "gateway", "1") or {}
     if path.provider == "anthropic":
-        return {k: v for k, v in gw1.items() if k.startswith("c") and k[1:].isdigit()}
-    return {k.removesuffix("_openai"): v for k, v in gw1.items() if k.endswith("_openai")}
+        matrix = {k: v for k, v in gw1.items() if k.startswith("c") and k[1:].isdigit()}
+    else:
+        matrix = {k.removesuffix("_openai"): v for k, v in gw1.items() if k.endswith("_openai")}
+    return {**matrix, **{k: v for k, v in node.items() if k != "sse"}}
 
 
 def stream_node(results: dict[str, Any], path: ApiPath) -> dict[str, Any] | None:
@@ -232,12 +236,18 @@ def _keys_lines(results: dict[str, Any], c: int) -> list[str]:
         f"({limits}).",
         "",
         *_json_header("key", c, "vs plain key"),
-        _json_row("/v1/chat on the main gateway (no admin API, no gateway file)", main, direct, None, c),
+        _json_row("/v1/chat, plain key, on the API paths' gateway", main, direct, None, c),
         _json_row("plain key (API_KEYS)", keys.get("plain"), direct, None, c),
         _json_row("budgeted managed key", keys.get("budgeted"), direct, keys.get("plain"), c),
-        "",
-        f"The budgeted key's live usage after the run: {keys.get('budgeted_usage_after')}.",
     ]
+    usage = keys.get("budgeted_usage_after") or {}
+    if usage:
+        lines += [
+            "",
+            "The budgeted key's live usage afterwards (`GET /admin/keys/{id}`): "
+            f"{usage.get('period_spend_usd')} USD this period; {usage.get('minute_tokens')} tokens and "
+            f"{usage.get('minute_requests')} requests in the current minute.",
+        ]
     return lines
 
 
