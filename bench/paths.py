@@ -9,6 +9,7 @@ rows appear by themselves once the feature is merged.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import httpx
@@ -82,18 +83,11 @@ def _measure(
         if name not in without_c1:
             out[name]["c1"] = run.load(target, 1, duration_s=plan.path_latency_s, server=server)
     slices: dict[str, list[dict[str, object]]] = {name: [] for name in targets}
+    slice_s = max(1, round(plan.path_throughput_s / plan.path_rounds))  # wrk takes whole seconds
     for _ in range(plan.path_rounds):
         for name, target in targets.items():
-            # The c=1 loads have warmed the server; each slice is a share of path_throughput_s.
-            slices[name].append(
-                run.load(
-                    target,
-                    c,
-                    duration_s=plan.path_throughput_s / plan.path_rounds,
-                    server=server,
-                    warmup=False,
-                )
-            )
+            # The c=1 loads have warmed the server.
+            slices[name].append(run.load(target, c, duration_s=slice_s, server=server, warmup=False))
     for name in targets:
         out[name][f"c{c}"] = _combined(slices[name])
     return out
@@ -233,7 +227,8 @@ def keys_and_alias(run: Run, upstream: Upstream) -> None:
             return
         targets = {"plain": api_target(server, CHAT_ANTHROPIC)}
         if not isinstance(created, str):
-            targets["budgeted"] = api_target(server, CHAT_ANTHROPIC, key=str(created["key"]))
+            budgeted = api_target(server, CHAT_ANTHROPIC, key=str(created["key"]))
+            targets["budgeted"] = replace(budgeted, name=f"{budgeted.name}-budgeted-key")
         if not_routed is None:
             targets["alias"] = api_target(server, CHAT_ANTHROPIC, model=ALIAS)
         run.log(f"- /v1/chat with {', '.join(targets)} (plain key, model named directly, is the reference)")

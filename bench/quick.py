@@ -35,7 +35,7 @@ def api_paths() -> None:
         worker_counts=(1,),
         sse_streams=100,
         path_latency_s=5.0,
-        path_throughput_s=5.0,
+        path_throughput_s=6.0,
     )
     run = Run(plan, ROOT / "bench/.work/quick-paths", print)
     run.sink = OtlpSink().start()
