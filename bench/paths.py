@@ -29,7 +29,7 @@ MODEL_PRICES = {
     MODEL_ANTHROPIC: {"input_usd_per_mtok": 5.0, "output_usd_per_mtok": 25.0},
     MODEL_OPENAI: {"input_usd_per_mtok": 2.5, "output_usd_per_mtok": 10.0},
 }
-# Far above what one run spends (~0.002 USD and ~80 tokens a request): every request is admitted, and
+# Far above what one run spends (at most ~0.002 USD and ~80 tokens a request): every request is admitted, and
 # each still takes the reservation and reconciliation round trips a budgeted key always takes.
 BUDGETED_KEY = {
     "name": "bench-budgeted",
