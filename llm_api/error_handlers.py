@@ -61,13 +61,12 @@ def error_payload(
     return {"error": body}
 
 
-def _param(details: list[dict[str, object]] | None) -> str | None:
-    """The first invalid field as a dotted path (`messages.0.content`), OpenAI's `param`."""
-    for detail in details or ():
-        loc = detail.get("loc")
-        if isinstance(loc, list | tuple) and loc:
-            return ".".join(str(part) for part in loc)
-    return None
+def _loc(detail: Mapping[str, object]) -> str:
+    """A detail's field as a dotted path (`messages.0.content`); codecs may give it as a string."""
+    loc = detail.get("loc")
+    if isinstance(loc, list | tuple):
+        return ".".join(str(part) for part in loc)
+    return str(loc) if loc else ""
 
 
 def render_error(
@@ -85,16 +84,15 @@ def render_error(
         return status, error_payload(error_type, message, details=details)
     if status == 422:
         status = 400
-    if details:
-        fields = ", ".join(
-            f"{'.'.join(str(p) for p in d.get('loc', ()))}: {d.get('msg')}"  # type: ignore[attr-defined]
-            for d in details[:5]
-        )
-        message = f"{message} ({fields})"
+    detail = details[0] if details else None
+    first = _loc(detail) if detail is not None else ""
+    if detail is not None and first and first not in message:
+        # The codecs' messages already name the field; the gateway's own (a query parameter) may not.
+        message = f"{message} ({first}: {detail.get('msg')})"
     if wire_format == OPENAI:
         kind = openai_chat.error_type_for_status(status)
         return status, openai_chat.error_body(
-            message, type=kind, param=param or _param(details), code=error_type
+            message, type=kind, param=param or first or None, code=error_type
         )
     kind = anthropic_messages.error_type_for_status(status)
     return status, anthropic_messages.error_body(kind, message, _request_id())

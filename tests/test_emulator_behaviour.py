@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from llm_api.emulator.state import EmulatorState, RecordLog
 from tests.support import ROOT, Emulator, free_port, run_emulator, stop_process, wait_ready
 
 USER_MSG: Any = [{"role": "user", "content": "answer in json please"}]
@@ -421,3 +422,20 @@ def test_random_bodies_never_fail_the_emulator(emulator: Emulator, body: dict[st
         f"{emulator.base_url}{path}", json=body, headers={"x-api-key": "k", "Authorization": "Bearer k"}
     )
     assert response.status_code in (200, 400), response.text
+
+
+def test_record_log_caps_bytes_but_keeps_the_newest() -> None:
+    log = RecordLog(max_records=10, max_bytes=1000)
+    state = EmulatorState(records=log)
+
+    def add(size: int) -> None:
+        state.new_record("openai", method="POST", path="/", query="", body=None, body_bytes=size, headers={})
+
+    for _ in range(5):
+        add(300)
+    assert [r.id for r in log] == [3, 4, 5] and log.body_bytes == 900
+    add(5000)
+    assert [r.id for r in log] == [6] and log.body_bytes == 5000
+    for _ in range(20):
+        add(1)
+    assert len(log) == 10 and state.stats()["requests"]["openai"] == 26

@@ -84,6 +84,15 @@ def test_anthropic_scripted_tool_calls_json(claude: anthropic.Anthropic, emu: Em
         tool_choice={"type": "auto", "disable_parallel_tool_use": True},
     )
     assert [b.type for b in single.content] == ["text", "tool_use"]
+    emu.script({"tool_calls": TWO_CALLS})
+    none = claude.messages.create(
+        model="claude-sonnet-4-6",
+        max_tokens=100,
+        messages=USER_MSG,
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "none"},
+    )
+    assert [b.type for b in none.content] == ["text"] and none.stop_reason == "end_turn"
 
 
 def test_anthropic_tool_calls_streamed_in_pieces(claude: anthropic.Anthropic, emu: Emulator) -> None:
@@ -168,6 +177,11 @@ def test_openai_scripted_tool_calls_json(gpt: openai.OpenAI, emu: Emulator) -> N
         model="gpt-4o", messages=USER_MSG, tools=[OPENAI_WEATHER_TOOL], parallel_tool_calls=False
     )
     assert len(single.choices[0].message.tool_calls or []) == 1
+    none = gpt.chat.completions.create(
+        model="gpt-4o", messages=USER_MSG, tools=[OPENAI_WEATHER_TOOL], tool_choice="none"
+    )
+    assert none.choices[0].message.tool_calls is None and none.choices[0].finish_reason == "stop"
+    assert none.choices[0].message.content == "Let me check."
 
 
 def test_openai_tool_only_answer_has_null_content(gpt: openai.OpenAI, emu: Emulator) -> None:

@@ -66,6 +66,7 @@ class RequestFacts:
     tool_result: str | None = None  # the text of the last turn's tool results
     thinking: bool = False
     one_tool_call: bool = False  # parallel tool use turned off: at most one call per answer
+    no_tool_calls: bool = False  # tool_choice "none": configured calls are not made
 
 
 def _calls(specs: list[ToolCallSpec]) -> list[PlannedToolCall]:
@@ -81,6 +82,11 @@ def plan_answer(config: EmulatorConfig, turn: Turn | None, facts: RequestFacts) 
     answer = _plan(config, turn, facts)
     if facts.one_tool_call:
         del answer.tool_calls[1:]
+    if facts.no_tool_calls and answer.tool_calls:
+        answer.tool_calls.clear()
+        answer.stop_reason = config.stop_reason
+        if not answer.texts:
+            answer.texts = plan_blocks(config)
     if facts.thinking:
         answer.thinking = split_text(config.thinking_text, None) if config.thinking_text else []
     return answer

@@ -93,6 +93,7 @@ def request_facts(body: dict[str, Any]) -> RequestFacts:
         elif choice.get("type") == "any":
             facts.forced_tool = (tools[0]["name"], tools[0]["input_schema"])
     facts.one_tool_call = isinstance(choice, dict) and choice.get("disable_parallel_tool_use") is True
+    facts.no_tool_calls = isinstance(choice, dict) and choice.get("type") == "none"
     config = body.get("output_config")
     for fmt in (body.get("output_format"), config.get("format") if isinstance(config, dict) else None):
         if isinstance(fmt, dict):

@@ -69,6 +69,7 @@ def request_facts(body: dict[str, Any]) -> RequestFacts:
     if forced is not None:
         facts.forced_tool = (forced["name"], forced.get("parameters") or {"type": "object"})
     facts.one_tool_call = body.get("parallel_tool_calls") is False
+    facts.no_tool_calls = choice == "none"
     fmt = body.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         facts.json_schema = fmt["json_schema"].get("schema") or {"type": "object"}

@@ -140,7 +140,10 @@ class RecordLog:
     def append(self, record: RequestRecord) -> None:
         self._records.append(record)
         self._bytes += record.body_bytes
-        while self._records and (len(self._records) > self.max_records or self._bytes > self.max_bytes):
+        # The newest record always stays, however large its body.
+        while len(self._records) > 1 and (
+            len(self._records) > self.max_records or self._bytes > self.max_bytes
+        ):
             self._bytes -= self._records.popleft().body_bytes
 
     def clear(self) -> None:

@@ -23,7 +23,7 @@ from llm_api.routers.disconnect import unless_disconnected
 from llm_api.routers.openapi import request_body
 from llm_api.routers.schemas import OPENAI_ERRORS, json_or_sse
 from llm_api.routers.sse import SSEResponse
-from llm_api.routers.streams import StreamEncoder, encoded_events, relayed_frames
+from llm_api.routers.streams import encoded_events, relayed_frames
 from llm_api.security.auth import ClientKeyDep
 from llm_api.services.llm import WireRequest
 
@@ -73,7 +73,7 @@ async def chat_completions(
             events = relayed_frames(service, call)
         else:
 
-            def encoder_for(start: MessageStart) -> StreamEncoder:
+            def encoder_for(start: MessageStart) -> openai_chat.StreamEncoder:
                 return openai_chat.StreamEncoder(
                     id=start.id,
                     model=start.model or call.request.model,
@@ -81,7 +81,7 @@ async def chat_completions(
                     include_usage=wire.include_usage,
                 )
 
-            events = encoded_events(service, call, encoder_for, finish=lambda e: e.done())  # type: ignore[attr-defined]
+            events = encoded_events(service, call, encoder_for, finish=openai_chat.StreamEncoder.done)
         return SSEResponse(
             events,
             ping_interval_s=settings.stream_ping_interval_s,

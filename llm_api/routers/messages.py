@@ -22,7 +22,7 @@ from llm_api.routers.disconnect import unless_disconnected
 from llm_api.routers.openapi import request_body
 from llm_api.routers.schemas import ANTHROPIC_ERRORS, json_or_sse
 from llm_api.routers.sse import SSEResponse
-from llm_api.routers.streams import StreamEncoder, encoded_events, relayed_frames
+from llm_api.routers.streams import encoded_events, relayed_frames
 from llm_api.security.auth import ClientKeyDep
 from llm_api.services.llm import WireRequest
 
@@ -84,7 +84,7 @@ async def messages(
             events = relayed_frames(service, call)
         else:
 
-            def encoder_for(start: MessageStart) -> StreamEncoder:
+            def encoder_for(start: MessageStart) -> anthropic_messages.StreamEncoder:
                 return anthropic_messages.StreamEncoder(id=start.id, model=start.model or call.request.model)
 
             events = encoded_events(service, call, encoder_for)

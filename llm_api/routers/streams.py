@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from llm_api.chat_model import EventBatch, MessageStart, StreamEvent
 from llm_api.services.llm import ChatService, PreparedCall
@@ -14,6 +14,9 @@ from llm_api.services.providers.base import RawFrames
 
 class StreamEncoder(Protocol):
     def encode(self, events: Sequence[StreamEvent]) -> bytes: ...
+
+
+E = TypeVar("E", bound=StreamEncoder)
 
 
 async def relayed_frames(service: ChatService, call: PreparedCall) -> AsyncGenerator[bytes, None]:
@@ -27,13 +30,13 @@ async def relayed_frames(service: ChatService, call: PreparedCall) -> AsyncGener
 async def encoded_events(
     service: ChatService,
     call: PreparedCall,
-    encoder_for: Callable[[MessageStart], StreamEncoder],
+    encoder_for: Callable[[MessageStart], E],
     *,
-    finish: Callable[[StreamEncoder], bytes] | None = None,
+    finish: Callable[[E], bytes] | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """A translated stream: neutral events encoded by the client's format, the encoder built from the
     stream's MessageStart (its id and model); `finish` writes the format's ending."""
-    encoder: StreamEncoder | None = None
+    encoder: E | None = None
     async with aclosing(service.stream(call)) as items:
         async for item in items:
             if not isinstance(item, EventBatch) or not item.events:

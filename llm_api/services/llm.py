@@ -53,7 +53,8 @@ class WireRequest:
 
     `decode` turns the body into a neutral `Chat` (only called when the request must be translated);
     `headers`/`query` are forwarded when the request is relayed; `names` maps neutral parameters to the
-    names the client used, for X-LLM-Dropped-Params and X-LLM-Clamped-Params.
+    names the client used (comma-separated when several), for X-LLM-Dropped-Params and
+    X-LLM-Clamped-Params.
     """
 
     wire_format: str
@@ -180,7 +181,7 @@ class ChatService:
         def drop(name: str, **change: Any) -> None:
             changes.update(change)
             if name not in defaulted:
-                dropped.append(names.get(name, name))
+                dropped.extend(names.get(name, name).split(","))
 
         if chat.temperature is not None and not caps.takes("temperature"):
             drop("temperature", temperature=None)
