@@ -69,6 +69,7 @@ class Plan:
     path_latency_s: float = 6.0
     path_throughput_s: float = 6.0
     path_rounds: int = 3
+    path_python_total: int | None = None  # requests per load without wrk (smoke: a few, no timing claims)
     reuse_servers: bool = False  # smoke: one emulator-backed gateway serves JSON, SSE and the held streams
 
     @classmethod
@@ -90,6 +91,7 @@ class Plan:
             profile_s=0.0,
             reuse_servers=True,
             path_rounds=1,
+            path_python_total=30,
         )
 
 
@@ -111,6 +113,7 @@ class Run:
         duration_s: float | None = None,
         server: Server | None = None,
         warmup: bool = True,
+        total: int | None = None,
     ) -> dict[str, object]:
         plan = self.plan
         if plan.use_wrk and plan.warmup_s and warmup:
@@ -128,7 +131,7 @@ class Run:
             target,
             connections=connections,
             duration_s=duration_s or (plan.latency_s if c1 else plan.throughput_s),
-            total=plan.python_c1_total if c1 else plan.python_cn_total,
+            total=total or (plan.python_c1_total if c1 else plan.python_cn_total),
             use_wrk=plan.use_wrk,
             workdir=self.workdir / "wrk",
         )

@@ -81,13 +81,19 @@ def _measure(
     out: dict[str, dict[str, object]] = {name: {} for name in targets}
     for name, target in targets.items():
         if name not in without_c1:
-            out[name]["c1"] = run.load(target, 1, duration_s=plan.path_latency_s, server=server)
+            out[name]["c1"] = run.load(
+                target, 1, duration_s=plan.path_latency_s, server=server, total=plan.path_python_total
+            )
     slices: dict[str, list[dict[str, object]]] = {name: [] for name in targets}
     slice_s = max(1, round(plan.path_throughput_s / plan.path_rounds))  # wrk takes whole seconds
     for _ in range(plan.path_rounds):
         for name, target in targets.items():
             # The c=1 loads have warmed the server.
-            slices[name].append(run.load(target, c, duration_s=slice_s, server=server, warmup=False))
+            slices[name].append(
+                run.load(
+                    target, c, duration_s=slice_s, server=server, warmup=False, total=plan.path_python_total
+                )
+            )
     for name in targets:
         out[name][f"c{c}"] = _combined(slices[name])
     return out
