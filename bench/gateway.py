@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,8 +29,14 @@ CLIENT_KEY = "bench-client-key-0001"
 LITELLM_KEY = "sk-bench-master-key"
 LITELLM_VENV = ROOT / "bench" / ".litellm-venv"
 REDIS_URL = "redis://127.0.0.1:6379/15"
-_SCRUBBED = ("OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "LLM_", "REDIS_", "LITELLM_")
-_SCRUBBED_NAMES = {"LOG_LEVEL", "ALLOW_UNAUTHENTICATED", "WEB_CONCURRENCY", "BIND", "AUTH_FAILURE_LIMIT"}
+_SCRUBBED = (
+    "OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "LLM_", "REDIS_", "LITELLM_",
+    "DATABASE_", "BUDGET_", "USAGE_", "CACHE_", "ROUTER_", "MANAGED_KEY",
+)  # fmt: skip
+_SCRUBBED_NAMES = {
+    "LOG_LEVEL", "ALLOW_UNAUTHENTICATED", "WEB_CONCURRENCY", "BIND", "AUTH_FAILURE_LIMIT",
+    "ADMIN_API_KEY", "TOKEN_LIMIT", "MODEL_PRICES", "GATEWAY_CONFIG", "DROP_UNSUPPORTED_PARAMS",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,13 @@ def _base_env() -> dict[str, str]:
 
 
 def gateway_env(
-    *, upstream: Upstream, stream: bool, workers: int, features: Features, otlp_endpoint: str | None
+    *,
+    upstream: Upstream,
+    stream: bool,
+    workers: int,
+    features: Features,
+    otlp_endpoint: str | None,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     base = upstream.sse_url if stream else upstream.json_url
     env = _base_env()
@@ -92,6 +106,7 @@ def gateway_env(
         )
     else:
         env["OTEL_SDK_DISABLED"] = "true"
+    env.update(extra or {})
     return env
 
 
@@ -103,6 +118,7 @@ class Server:
     url: str
     proc: Proc
     workers: list[int] = field(default_factory=list)
+    scratch: Path | None = None  # removed once stopped (the gateway's SQLite database)
 
     def worker_rss_kib(self) -> list[int]:
         pids = self.workers or [self.proc.pid]
@@ -123,12 +139,23 @@ class Server:
 
     def stop(self) -> None:
         self.proc.stop(timeout=40)
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def start_gateway(name: str, env: dict[str, str], *, workdir: Path) -> Server:
-    """`gunicorn -c gunicorn.conf.py llm_api.main:app` with `env`; waits until every worker answers."""
+    """`gunicorn -c gunicorn.conf.py llm_api.main:app` with `env`; waits until every worker answers.
+
+    Each gateway gets its own SQLite database (managed keys, usage ledger) in a fresh temporary folder,
+    never the default `./data/llm_api.db` of the worktree.
+    """
     port = free_port()
-    env = {**env, "BIND": f"127.0.0.1:{port}"}
+    scratch = Path(tempfile.mkdtemp(prefix=f"llm-api-bench-{name}-"))
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{scratch / 'gateway.db'}",
+        **env,
+        "BIND": f"127.0.0.1:{port}",
+    }
     gunicorn = Path(os.environ.get("BENCH_VENV_BIN", ROOT / ".venv" / "bin")) / "gunicorn"
     proc = start(
         name,
@@ -147,7 +174,7 @@ def start_gateway(name: str, env: dict[str, str], *, workdir: Path) -> Server:
     time.sleep(0.5 * wanted)
     for _ in range(20 * wanted):
         http_ok(f"{url}/healthz")
-    return Server(name, url, proc, children(proc.pid))
+    return Server(name, url, proc, children(proc.pid), scratch)
 
 
 def litellm_available() -> bool:

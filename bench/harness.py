@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import streams
+from bench import paths, streams
 from bench.gateway import (
     Features,
     RssSampler,
@@ -64,6 +64,12 @@ class Plan:
     feature_latency_s: float = 8.0
     feature_throughput_s: float = 8.0
     profile_s: float = 20.0
+    # The rows of issues 9-11 (compatible endpoints, managed keys, router): c=1 per target, then c=N in
+    # `path_rounds` interleaved slices per target, so that each ratio compares the same minutes.
+    path_latency_s: float = 6.0
+    path_throughput_s: float = 6.0
+    path_rounds: int = 3
+    path_python_total: int | None = None  # requests per load without wrk (smoke: a few, no timing claims)
     reuse_servers: bool = False  # smoke: one emulator-backed gateway serves JSON, SSE and the held streams
 
     @classmethod
@@ -84,6 +90,8 @@ class Plan:
             features=(),  # another gateway start: too slow for `make test`
             profile_s=0.0,
             reuse_servers=True,
+            path_rounds=1,
+            path_python_total=30,
         )
 
 
@@ -104,9 +112,11 @@ class Run:
         *,
         duration_s: float | None = None,
         server: Server | None = None,
+        warmup: bool = True,
+        total: int | None = None,
     ) -> dict[str, object]:
         plan = self.plan
-        if plan.use_wrk and plan.warmup_s:
+        if plan.use_wrk and plan.warmup_s and warmup:
             run_load(
                 target,
                 connections=connections,
@@ -121,7 +131,7 @@ class Run:
             target,
             connections=connections,
             duration_s=duration_s or (plan.latency_s if c1 else plan.throughput_s),
-            total=plan.python_c1_total if c1 else plan.python_cn_total,
+            total=total or (plan.python_c1_total if c1 else plan.python_cn_total),
             use_wrk=plan.use_wrk,
             workdir=self.workdir / "wrk",
         )
@@ -136,9 +146,12 @@ class Run:
         )  # type: ignore[index]
         return result
 
-    def sse(self, target: Target, *, gateway: bool) -> dict[str, object]:
-        expect, count = (b'data: {"delta"', STREAM_CHUNKS) if gateway else (b"data: ", STREAM_CHUNKS)
-        result = streams.sse_timing(target, count=self.plan.sse_streams, expect=expect, expect_count=count)
+    def sse(self, target: Target, *, gateway: bool, expect: bytes | None = None) -> dict[str, object]:
+        if expect is None:
+            expect = b'data: {"delta"' if gateway else b"data: "
+        result = streams.sse_timing(
+            target, count=self.plan.sse_streams, expect=expect, expect_count=STREAM_CHUNKS
+        )
         self.log(
             f"  {target.name}: ttfb p50 {result['ttfb_ms']['p50']} ms, total p50 "  # type: ignore[index]
             f"{result['total_ms']['p50']} ms, errors {result['errors']}"
@@ -153,13 +166,18 @@ class Run:
         stream: bool = False,
         workers: int = 1,
         features: Features | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> Server:
+        if self.plan.reuse_servers:
+            # Smoke: one gateway for everything, the keys and router variant included (a start is ~5 s).
+            extra_env = {**paths.extras_env(self, upstream), **(extra_env or {})}
         env = gateway_env(
             upstream=upstream,
             stream=stream,
             workers=workers,
             features=features or Features.all_on(),
             otlp_endpoint=self.sink.endpoint if self.sink else None,
+            extra=extra_env,
         )
         key = tuple(sorted(env.items()))
         if key in self._servers:
@@ -213,6 +231,7 @@ class Run:
                     out[f"c{c}_openai"] = self.load(
                         gateway_target(server, model=MODEL_OPENAI), c, server=server
                     )
+                    paths.measure_paths(self, server)
                 out["libraries"] = server.libraries()
             finally:
                 out["rss"] = sampler.finish()
@@ -230,6 +249,7 @@ class Run:
                 ),
                 "openai": self.sse(gateway_target(server, model=MODEL_OPENAI, stream=True), gateway=True),
             }
+            paths.stream_paths(self, server)
         finally:
             self.release(server)
 
@@ -334,6 +354,7 @@ class Run:
             self.direct(upstream)
             self.gateway_matrix(upstream)
             self.streaming(upstream)
+            paths.keys_and_alias(self, upstream)
             self.features(upstream)
             self.concurrency(upstream)
             if plan.compare:

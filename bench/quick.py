@@ -2,10 +2,17 @@
 
 One worker with everything on behind the nginx fake upstream: c=1 latency and c=32 throughput with CPU per
 request for both providers, then 100 streams of 50 chunks each. Prints one line per figure.
+
+`python -m bench.quick --paths` (~2.5 min): the report's API-path tables instead: /v1/chat, the compatible
+endpoints (same vendor and translated; JSON at c=1 and c=32, and streamed), the budgeted key and the
+router alias where the build has them, with the ratios against /v1/chat.
 """
 
 from __future__ import annotations
 
+import argparse
+
+from bench import paths, report_paths
 from bench.gateway import Features
 from bench.harness import Plan, Run
 from bench.otlp_sink import OtlpSink
@@ -15,8 +22,42 @@ from bench.targets import direct_target, gateway_target
 from bench.upstream import MODEL_ANTHROPIC, MODEL_OPENAI, STREAM_CHUNKS, start_nginx
 
 
-def main() -> None:
+def api_paths() -> None:
+    plan = Plan(
+        smoke=False,
+        use_wrk=True,
+        upstream="nginx",
+        compare=False,
+        latency_s=5.0,
+        throughput_s=5.0,
+        warmup_s=1.0,
+        concurrencies=(32,),
+        worker_counts=(1,),
+        sse_streams=100,
+        path_latency_s=5.0,
+        path_throughput_s=6.0,
+    )
+    run = Run(plan, ROOT / "bench/.work/quick-paths", print)
+    run.sink = OtlpSink().start()
+    upstream = start_nginx(run.workdir / "upstream")
+    try:
+        run.direct(upstream)
+        run.gateway_matrix(upstream)
+        run.streaming(upstream)
+        paths.keys_and_alias(run, upstream)
+    finally:
+        upstream.stop()
+        run.sink.stop()
+    print("\n".join(report_paths.markdown_lines(run.results)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.quick", description=__doc__)
+    parser.add_argument("--paths", action="store_true", help="the API paths next to /v1/chat")
     install_cleanup()
+    if parser.parse_args(argv).paths:
+        api_paths()
+        return
     plan = Plan(smoke=False, use_wrk=True, upstream="nginx", compare=False, latency_s=5.0, throughput_s=5.0)
     run = Run(plan, ROOT / "bench/.work/quick", print)
     run.sink = OtlpSink().start()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import report_paths
+
 LITELLM_REFERENCE_RPS = 110.0  # measured before on this machine, one worker (issue #4)
 
 
@@ -46,6 +48,7 @@ def derived(results: dict[str, Any]) -> dict[str, Any]:
         "throughput_c_rps": _get(gw1, f"c{c}_openai", "rps") or _get(gw1, f"c{c}", "rps"),
         "cpu_ms_per_request_c": _get(gw1, f"c{c}_openai", "server_cpu_ms_per_request"),
     }
+    out["paths"] = report_paths.derived(results)
     lite = results.get("litellm")
     if lite:
         out["litellm_added_p50_ms"] = _diff(
@@ -115,7 +118,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         None if n is None else (n >= 1000 and errors == 0),
         f"{conc.get('kib_per_stream')} KiB/stream",
     )
-    return rows
+    return rows + report_paths.targets(results)
 
 
 def count_errors(results: dict[str, Any]) -> int:
@@ -204,6 +207,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_f(_get(node, 'total_ms', 'p50'), 3)} | "
             f"{_f(_diff(total, _get(base, 'total_ms', 'p50')) if base else None, 3)} |"
         )
+    lines += report_paths.markdown_lines(results)
     lines += _feature_lines(results) + _concurrency_lines(results) + _rss_lines(results)
     if d.get("litellm_added_p50_ms") is not None:
         lines += [

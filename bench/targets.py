@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from bench.gateway import CLIENT_KEY, LITELLM_KEY, Server
 from bench.load import Target
@@ -53,3 +54,67 @@ def litellm_target(server: Server, *, stream: bool = False) -> Target:
         _body(model=MODEL_OPENAI, messages=PROMPT, max_tokens=64, **({"stream": True} if stream else {})),
         {"Authorization": f"Bearer {LITELLM_KEY}"},
     )
+
+
+@dataclass(frozen=True)
+class ApiPath:
+    """One way into the gateway: a route (its wire format) and a model (the provider it calls)."""
+
+    id: str
+    route: str  # "/v1/chat", "/v1/chat/completions" or "/v1/messages"
+    model: str
+    kind: str  # "reference" (/v1/chat), "same vendor" (body relayed) or "translated"
+
+    @property
+    def provider(self) -> str:
+        return "anthropic" if self.model.startswith("claude") else "openai"
+
+    @property
+    def label(self) -> str:
+        return f"{self.route} → {self.model} ({self.kind})"
+
+
+# Grouped by the provider called, each group's /v1/chat row first: the ratios are against it.
+CHAT_ANTHROPIC = ApiPath("chat_anthropic", "/v1/chat", MODEL_ANTHROPIC, "reference")
+CHAT_OPENAI = ApiPath("chat_openai", "/v1/chat", MODEL_OPENAI, "reference")
+API_PATHS = (
+    CHAT_ANTHROPIC,
+    ApiPath("messages_anthropic", "/v1/messages", MODEL_ANTHROPIC, "same vendor"),
+    ApiPath("completions_anthropic", "/v1/chat/completions", MODEL_ANTHROPIC, "translated"),
+    CHAT_OPENAI,
+    ApiPath("completions_openai", "/v1/chat/completions", MODEL_OPENAI, "same vendor"),
+    ApiPath("messages_openai", "/v1/messages", MODEL_OPENAI, "translated"),
+)
+NEW_PATHS = tuple(path for path in API_PATHS if path.kind != "reference")
+
+
+def reference_for(path: ApiPath) -> ApiPath:
+    """The /v1/chat path that makes the same upstream call."""
+    return CHAT_ANTHROPIC if path.provider == "anthropic" else CHAT_OPENAI
+
+
+def api_target(
+    server: Server, path: ApiPath, *, key: str = CLIENT_KEY, stream: bool = False, model: str | None = None
+) -> Target:
+    """`path`'s request as its usual client sends it (the anthropic SDK authenticates with x-api-key)."""
+    fields: dict[str, object] = {"model": model or path.model, "messages": PROMPT, "max_tokens": 64}
+    if stream:
+        fields["stream"] = True
+    headers = {"Authorization": f"Bearer {key}"}
+    if path.route == "/v1/messages":
+        headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    return Target(
+        f"{server.name}-{path.id}{'-' + model if model else ''}{'-sse' if stream else ''}",
+        f"{server.url}{path.route}",
+        _body(**fields),
+        headers,
+    )
+
+
+def stream_marker(path: ApiPath) -> bytes:
+    """What each relayed or encoded delta of `path`'s stream contains once (checked STREAM_CHUNKS times)."""
+    if path.route == "/v1/chat":
+        return b'data: {"delta"'
+    if path.route == "/v1/messages":
+        return b"event: content_block_delta"
+    return b'"delta":{"content":"'
