@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from llm_api.security.limit_rules import parse_limit, parse_overrides, storage_uri
+from llm_api.store.database import DEFAULT_DATABASE_URL, validate_url
 
 
 def _split_csv(value: object) -> object:
@@ -77,6 +78,19 @@ class Settings(BaseSettings):
     auth_failure_limit: str = "30/minute"
     rate_limit_key_prefix: str = Field(default="llm_api", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+
+    # Store, managed keys, admin API and usage ledger (store).
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="postgresql+asyncpg://... for production and several instances; SQLite by default.",
+    )
+    database_pool_size: int = Field(default=10, ge=1)
+    database_migrate_on_start: bool = True
+    admin_api_key: SecretStr | None = None
+    managed_key_cache_ttl_s: float = Field(default=10.0, gt=0)
+    usage_queue_size: int = Field(default=10_000, ge=1)
+    usage_flush_interval_s: float = Field(default=0.2, gt=0, le=1.0)
+    usage_retention_days: int | None = Field(default=90, ge=1)
 
     # Operations.
     log_level: str = "INFO"
@@ -147,6 +161,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"MODEL_CAPABILITIES is not a valid capability table: {exc}") from None
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return validate_url(value.strip())
+
+    @field_validator("admin_api_key", "usage_retention_days", mode="before")
+    @classmethod
+    def _blank_store_setting(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -171,10 +197,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
-        if not self.api_keys and not self.api_key_hashes and not self.allow_unauthenticated:
+        if (
+            not self.api_keys
+            and not self.api_key_hashes
+            and self.admin_api_key is None
+            and not self.allow_unauthenticated
+        ):
             raise ValueError(
-                "no client API key configured: set API_KEYS or API_KEY_HASHES "
-                "(or ALLOW_UNAUTHENTICATED=true for local development only)"
+                "no client API key configured: set API_KEYS or API_KEY_HASHES, or ADMIN_API_KEY to "
+                "manage keys at run time (or ALLOW_UNAUTHENTICATED=true for local development only)"
             )
         if self.llm_retry_wait_max_s < self.llm_retry_wait_min_s:
             raise ValueError("LLM_RETRY_WAIT_MAX_S must be at least LLM_RETRY_WAIT_MIN_S")

@@ -24,6 +24,9 @@ T = TypeVar("T")
 CLIENT_KEY = "test-client-key-0001"
 OTHER_CLIENT_KEY = "test-client-key-0002"
 PROVIDER_KEY = "test-provider-key-0001"
+# One SQLite file per test session (a test that needs its own database passes DATABASE_URL).
+SESSION_DB_DIR = Path(tempfile.mkdtemp(prefix="llm-api-test-db-"))
+SESSION_DATABASE_URL = f"sqlite+aiosqlite:///{SESSION_DB_DIR}/llm_api.db"
 
 
 def free_port() -> int:
@@ -194,6 +197,7 @@ def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
             "OTEL_SDK_DISABLED": "true",
             "WEB_CONCURRENCY": "2",
             "PYTHONUNBUFFERED": "1",
+            "DATABASE_URL": SESSION_DATABASE_URL,
         }
     )
     env.update(overrides)

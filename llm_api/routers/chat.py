@@ -16,7 +16,8 @@ from llm_api.errors import GatewayError, InvalidRequest
 from llm_api.routers.disconnect import unless_disconnected
 from llm_api.routers.sse import SSEResponse
 from llm_api.schemas import ChatRequest, ChatResponse, ErrorResponse
-from llm_api.security.auth import ClientKeyDep
+from llm_api.security.auth import ClientDep
+from llm_api.security.managed_keys import authorize_model
 from llm_api.services.llm import ChatService, PreparedCall
 from llm_api.services.providers.base import TextDeltas
 
@@ -25,7 +26,7 @@ router = APIRouter()
 DONE = b"data: [DONE]\n\n"
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 413, 422, 429, 502, 503, 504)
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 422, 429, 502, 503, 504)
 }
 
 
@@ -69,10 +70,11 @@ async def sse_events(service: ChatService, call: PreparedCall) -> AsyncGenerator
     summary="Chat with Claude or OpenAI; JSON, or SSE with stream=true",
 )
 async def chat(
-    request: Request, _key_id: ClientKeyDep, service: ChatServiceDep, settings: SettingsDep
+    request: Request, client: ClientDep, service: ChatServiceDep, settings: SettingsDep
 ) -> Response:
     chat_request = parse_chat_request(await request.body(), max_messages=settings.max_messages)
     call = service.prepare(chat_request)
+    authorize_model(client, call.request.model)
     headers = {}
     if call.dropped_params:
         headers["X-LLM-Dropped-Params"] = ",".join(call.dropped_params)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -39,6 +40,11 @@ log = logging.getLogger("llm_api.ratelimit")
 
 KEY_SCOPE = "key"
 AUTH_FAILURE_SCOPE = "auth-failure"
+
+
+@functools.lru_cache(maxsize=256)
+def per_minute(requests: int) -> tuple[RateLimitItem, ...]:
+    return parse_limit(f"{requests}/minute", setting="rpm_limit")
 
 
 class RateLimiter:
@@ -109,9 +115,10 @@ class RateLimiter:
         """True while Redis is configured but failing (requests are limited in process, or refused)."""
         return self._degraded
 
-    async def check_key(self, key_id: str) -> None:
-        """Charge the limit of `key_id`; its headers go into the request context for every response."""
-        items = self._overrides.get(key_id, self._default)
+    async def check_key(self, key_id: str, *, rpm_limit: int | None = None) -> None:
+        """Charge the limit of `key_id` (`rpm_limit`, a managed key's own, replaces RATE_LIMIT); its
+        headers go into the request context for every response."""
+        items = per_minute(rpm_limit) if rpm_limit is not None else self._overrides.get(key_id, self._default)
         state = await self._charge(items, KEY_SCOPE, key_id)
         headers = state.headers()
         context = request_context()

@@ -98,6 +98,7 @@ class ChatService:
         if context is not None:
             context.input_tokens = completion.input_tokens
             context.output_tokens = completion.output_tokens
+            context.model_served = completion.model or None
         return completion
 
     async def stream(self, call: PreparedCall) -> AsyncGenerator[StreamItem, None]:
@@ -128,6 +129,7 @@ class ChatService:
                     if context is not None:
                         context.input_tokens = item.input_tokens
                         context.output_tokens = item.output_tokens
+                        context.model_served = item.model or None
                     yield item
                     return
                 item = await anext(items)

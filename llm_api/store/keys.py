@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from llm_api.store.periods import BudgetPeriod
 from llm_api.store.tables import api_key_secrets, api_keys, nanos_to_usd, usd_to_nanos
 
-SECRET_PREFIX = "sk-llm-"
+SECRET_PREFIX = "sk-llm-"  # noqa: S105 - the prefix of generated secrets, not a secret
 # Fields an update may change; a field given as None clears it (name aside).
 UPDATABLE = frozenset(
     {"name", "rpm_limit", "tpm_limit", "budget_usd", "budget_period", "models", "expires_at", "metadata"}

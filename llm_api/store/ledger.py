@@ -162,7 +162,9 @@ class LedgerRepository:
 
     async def recent_usage(self, key_id: str, since: dt.datetime) -> RecentUsage:
         """Requests and tokens of `key_id` recorded since `since` (an index range on the raw rows)."""
-        tokens = func.coalesce(usage_events.c.input_tokens, 0) + func.coalesce(usage_events.c.output_tokens, 0)
+        tokens = func.coalesce(usage_events.c.input_tokens, 0) + func.coalesce(
+            usage_events.c.output_tokens, 0
+        )
         query = select(func.count(), func.coalesce(func.sum(tokens), 0)).where(
             and_(usage_events.c.key_id == key_id, usage_events.c.time >= since)
         )

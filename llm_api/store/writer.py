@@ -181,7 +181,10 @@ class LedgerWriter:
         if self._outage_started is not None:
             log.info(
                 "usage ledger: database writes recovered",
-                extra={"outage_s": round(time.monotonic() - self._outage_started, 3), "dropped": self.dropped},
+                extra={
+                    "outage_s": round(time.monotonic() - self._outage_started, 3),
+                    "dropped": self.dropped,
+                },
             )
         self._outage_started = None
         self._dropping = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 
 @dataclass(slots=True)
@@ -22,6 +23,14 @@ class RequestContext:
     dropped_params: list[str] = field(default_factory=list)
     # Headers every response to this request carries (the X-RateLimit-* of the caller's limit).
     response_headers: dict[str, str] = field(default_factory=dict)
+    # For the usage ledger (store): set by the middleware (endpoint), the routers and services (the rest).
+    endpoint: str | None = None  # the API endpoint; None: this request gets no ledger row
+    model_served: str | None = None  # the model the provider says answered
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost_usd: Decimal | None = None  # None: no usage, or no known price
+    price_version: str | None = None
+    usage_estimated: bool = False  # tokens estimated (a cancelled stream) rather than reported
 
 
 current_request: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)
