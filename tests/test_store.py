@@ -230,3 +230,9 @@ async def test_many_writers_at_once(store: Store) -> None:
     report = await store.usage.report(group_by=["key"])
     assert sum(r.requests for r in report) == 160
     assert sum(r.cost_usd for r in report) == Decimal("0.160")
+
+
+def test_head_revision_constant_matches_the_scripts() -> None:
+    from llm_api.store.migrate import HEAD_REVISION
+
+    assert head_revision() == HEAD_REVISION

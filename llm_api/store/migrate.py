@@ -12,24 +12,29 @@ import contextlib
 import fcntl
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llm_api.store.database import create_engine, is_sqlite, sqlite_path
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 log = logging.getLogger("llm_api.store")
 
 SCRIPT_LOCATION = "llm_api.store:migrations"
+# The newest revision in migrations/versions (a test checks it). Known here so that a worker finding the
+# schema up to date never imports Alembic (seconds of start-up on a busy machine).
+HEAD_REVISION = "0001"
 # Any constant works; this one spells "llm-api" in ASCII so that it reads as ours in pg_locks.
 ADVISORY_LOCK_ID = 0x6C6C6D2D617069
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
     config.attributes["connection"] = connection
@@ -37,20 +42,27 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str | None:
+    """The head according to Alembic's scripts (HEAD_REVISION must match it)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def _current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(connection), "head")
 
 
 async def _upgrade_on(connection: AsyncConnection) -> bool:
     """Upgrade unless already at head; True when something was applied."""
-    head = head_revision()
+    head = HEAD_REVISION
     current = await connection.run_sync(_current_revision)
     await connection.commit()
     if current == head:
