@@ -29,6 +29,10 @@ SESSION_DB_DIR = Path(tempfile.mkdtemp(prefix="llm-api-test-db-"))
 SESSION_DATABASE_URL = f"sqlite+aiosqlite:///{SESSION_DB_DIR}/llm_api.db"
 
 
+# A bound, not a wait: a loaded 2-core machine (several suites at once) can take ~40 s to import the app.
+GATEWAY_START_TIMEOUT_S = 90
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -226,7 +230,7 @@ def run_gateway(env: dict[str, str], *, port: int | None = None) -> Iterator[Gat
             lambda: _http_ok(f"{gateway.base_url}/healthz"),
             name="gunicorn",
             output=gateway.output,
-            timeout=30,
+            timeout=GATEWAY_START_TIMEOUT_S,
         )
         yield gateway
     finally:
