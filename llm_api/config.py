@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     )
     rate_limit_fail_closed: bool = False
     rate_limit_redis_timeout_s: float = Field(default=0.25, gt=0)
+    # Per worker; a check waits for a free connection within its deadline rather than failing.
+    rate_limit_redis_max_connections: int = Field(default=64, ge=1)
     auth_failure_limit: str = "30/minute"
     rate_limit_key_prefix: str = Field(default="llm_api", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])

@@ -68,6 +68,10 @@ class StrategyWindow:
         remaining = max(0, min(item.amount, int(stats.remaining)))
         return WindowState(allowed=allowed, limit=item.amount, remaining=remaining, reset_at=stats.reset_time)
 
+    async def consume(self, item: RateLimitItem, *identifiers: str) -> None:
+        """Count one hit if there is room (no window read-back)."""
+        await self._strategy.hit(item, *identifiers)
+
 
 # limits' acquire_sliding_window.lua and sliding_window.lua in one script (times in milliseconds).
 # KEYS[1] = previous window, KEYS[2] = current window; ARGV = limit, expiry (s), cost.
