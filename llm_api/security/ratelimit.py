@@ -80,6 +80,7 @@ class RateLimiter:
         self._redis: RedisStorage | None = None
         self._shared: Window | None = None
         self._link: RedisLink | None = None
+        self._stats: StrategyWindow | None = None
         if redis_uri is not None:
             # No retries inside redis-py: one bounded attempt, then the link decides what it means.
             options: dict[str, Any] = {
@@ -104,6 +105,7 @@ class RateLimiter:
             storage = storage_from_string(redis_uri, **options)
             assert isinstance(storage, RedisStorage)
             self._redis = storage
+            self._stats = StrategyWindow(strategy, storage)
             self._shared = (
                 RedisSlidingWindow(storage)
                 if strategy == "sliding-window-counter"
@@ -163,6 +165,14 @@ class RateLimiter:
             context.response_headers.update(headers)
         if not state.allowed:
             raise RateLimited(f"rate limit exceeded: {state.limit} requests per window", headers=headers)
+
+    async def requests_in_window(self, key_id: str) -> int:
+        """Requests `key_id` made in its first limit's current window (for the admin API's usage)."""
+        item = self._overrides.get(key_id, self._default)[0]
+        if self._stats is not None and self._link is not None:
+            stats = self._stats
+            return await self._link.call(lambda: stats.used(item, KEY_SCOPE, key_id))
+        return await self._memory.used(item, KEY_SCOPE, key_id)
 
     async def check_auth_failure(self, client: str) -> None:
         """Charge a failed authentication to the client address; 429 once the address has spent its limit."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 
 @dataclass(slots=True)
@@ -20,6 +21,12 @@ class RequestContext:
     ttft_ms: float | None = None
     error_type: str | None = None
     dropped_params: list[str] = field(default_factory=list)
+    # Spend (llm_api.spend, for the ledger): cache tokens, the cost (None: unknown price), how it was known.
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost_usd: Decimal | None = None
+    usage_estimated: bool = False
+    price_version: str | None = None
     # Headers every response to this request carries (the X-RateLimit-* of the caller's limit).
     response_headers: dict[str, str] = field(default_factory=dict)
 
