@@ -20,6 +20,7 @@ from llm_api.services.capabilities import CapabilityTable
 from llm_api.services.instrumented import InstrumentedChatService
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryPolicy
+from llm_api.spend import SpendGuard
 from llm_api.utils.logging import configure_logging
 from llm_api.utils.redaction import known_secrets
 from llm_api.utils.tracing import Telemetry, build_telemetry
@@ -43,6 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.key_store = KeyStore(keys=settings.api_keys, digests_hex=settings.api_key_hashes)
         app.state.providers = providers
         app.state.rate_limiter = rate_limiter
+        # The store sets its ledger as the spend source (spend_guard.set_spend_source) once it exists.
+        spend_guard = SpendGuard.from_settings(settings, limiter=rate_limiter)
+        spend_guard.prices.preload()
+        app.state.spend_guard = spend_guard
         app.state.chat_service = InstrumentedChatService(
             tracer=telemetry.tracer,
             metrics=telemetry.metrics,
@@ -60,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await providers.aclose()
+            await spend_guard.aclose()
             await rate_limiter.aclose()
             if instrumented:
                 FastAPIInstrumentor.uninstrument_app(app)

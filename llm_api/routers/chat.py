@@ -19,13 +19,14 @@ from llm_api.schemas import ChatRequest, ChatResponse, ErrorResponse
 from llm_api.security.auth import ClientKeyDep
 from llm_api.services.llm import ChatService, PreparedCall
 from llm_api.services.providers.base import TextDeltas
+from llm_api.services.spending import ChatSpend
 
 router = APIRouter()
 
 DONE = b"data: [DONE]\n\n"
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 413, 422, 429, 502, 503, 504)
+    status: {"model": ErrorResponse} for status in (400, 401, 402, 413, 422, 429, 502, 503, 504)
 }
 
 
@@ -46,10 +47,13 @@ def stream_error_event(exc: GatewayError) -> bytes:
     return b"data: " + orjson.dumps({"error": exc.error_type, "detail": exc.message}) + b"\n\n"
 
 
-async def sse_events(service: ChatService, call: PreparedCall) -> AsyncGenerator[bytes, None]:
+async def sse_events(
+    service: ChatService, call: PreparedCall, spend: ChatSpend | None = None
+) -> AsyncGenerator[bytes, None]:
     """Encode each delta as one `data:` event (those that arrived together in one chunk) and finish with
     exactly one `[DONE]`."""
-    async with aclosing(service.stream(call)) as items:
+    stream = service.stream(call) if spend is None else spend.stream(service.stream(call))
+    async with aclosing(stream) as items:
         async for item in items:
             if isinstance(item, TextDeltas):
                 yield b"".join([b"data: " + orjson.dumps({"delta": text}) + b"\n\n" for text in item.texts])
@@ -69,22 +73,23 @@ async def sse_events(service: ChatService, call: PreparedCall) -> AsyncGenerator
     summary="Chat with Claude or OpenAI; JSON, or SSE with stream=true",
 )
 async def chat(
-    request: Request, _key_id: ClientKeyDep, service: ChatServiceDep, settings: SettingsDep
+    request: Request, key_id: ClientKeyDep, service: ChatServiceDep, settings: SettingsDep
 ) -> Response:
     chat_request = parse_chat_request(await request.body(), max_messages=settings.max_messages)
     call = service.prepare(chat_request)
+    spend = await ChatSpend.reserve(request.app.state.spend_guard, call, key_id=key_id)
     headers = {}
     if call.dropped_params:
         headers["X-LLM-Dropped-Params"] = ",".join(call.dropped_params)
     if chat_request.stream:
         return SSEResponse(
-            sse_events(service, call),
+            sse_events(service, call, spend),
             ping_interval_s=settings.stream_ping_interval_s,
             error_response=gateway_error_response,
             error_event=stream_error_event,
             headers=headers,
         )
-    completion = await unless_disconnected(request, service.complete(call))
+    completion = await unless_disconnected(request, spend.complete(service.complete(call)))
     body = {
         "id": completion.id,
         "content": completion.content,

@@ -122,6 +122,10 @@ class PriceTable:
         digest = hashlib.sha256((overrides or "").encode()).hexdigest()[:12] if overrides else None
         self.version = f"genai-prices-{genai_prices.__version__}" + (f"+overrides-{digest}" if digest else "")
 
+    def preload(self) -> None:
+        """Load the package's table now (a second or two of CPU), not during the first request."""
+        data_snapshot.get_snapshot().find_provider_model("gpt-4o", None, None, None)
+
     def price_for(self, model: str) -> Price | None:
         """The model's price, or None when neither source knows it."""
         if model not in self._cache:
