@@ -33,6 +33,7 @@ from llm_api.spend.headers import token_headers, token_refusal
 from llm_api.spend.local import LocalSpend
 from llm_api.spend.periods import PeriodWindow, period_window
 from llm_api.spend.prices import NANO, PriceTable, cost, to_nano_usd, worst_case_cost
+from llm_api.spend.rebuild import rebuild_period
 from llm_api.spend.types import (
     MINUTE_S,
     KeyLimits,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llm_api.spend")
 
-REBUILD_LOCK_MS = 10_000
 REBUILD_POLL_S = 0.05
 
 
@@ -73,6 +73,7 @@ class SpendGuard:
         spend_source: SpendSource | None = None,
         rebuild_timeout_s: float = 5.0,
         limiter: RateLimiter | None = None,
+        default_max_output_tokens: int = 32_000,
     ) -> None:
         self.prices = prices
         self.default_limits = default_limits
@@ -85,6 +86,7 @@ class SpendGuard:
         self._spend_source = spend_source
         self._rebuild_timeout_s = rebuild_timeout_s
         self._limiter = limiter
+        self._default_max_output = default_max_output_tokens
         self._local = LocalSpend()
         self._background: set[asyncio.Task[None]] = set()
         self._reserve: Any = None
@@ -119,11 +121,16 @@ class SpendGuard:
             fail_closed=settings.rate_limit_fail_closed,
             spend_source=spend_source,
             limiter=limiter,
+            default_max_output_tokens=settings.default_max_output_tokens,
         )
 
     def set_spend_source(self, spend_source: SpendSource | None) -> None:
         """Where lost period spend is rebuilt from (the store's LedgerRepository.spend_since)."""
         self._spend_source = spend_source
+
+    def max_output_tokens(self, requested: int | None) -> int:
+        """The output a request may produce: its max_tokens, or DEFAULT_MAX_OUTPUT_TOKENS without one."""
+        return requested if requested is not None else self._default_max_output
 
     # ------------------------------------------------------------------ keys
 
@@ -284,34 +291,17 @@ class SpendGuard:
     # ------------------------------------------------------------------ rebuild after a flush
 
     async def _rebuild_period(self, key_id: str, period: PeriodWindow, budget_key: str) -> bool:
-        """Take the lock and set the period's spend from the ledger; False if another worker has it."""
         assert self._client is not None
-        client = self._client
-        lock = f"{budget_key}:rebuild"
-        token = uuid.uuid4().hex
-        if not await self._bounded(lambda: client.set(lock, token, nx=True, px=REBUILD_LOCK_MS)):
-            return False
-        try:
-            spent = Decimal(0)
-            if self._spend_source is not None:
-                try:
-                    async with asyncio.timeout(self._rebuild_timeout_s):
-                        spent = await self._spend_source(key_id, period.start)
-                except Exception as exc:
-                    log.warning(
-                        "budget spend could not be read from the ledger: budgeted requests wait",
-                        extra={"key_id": key_id, "exception_type": type(exc).__name__},
-                    )
-                    raise BudgetUnavailable(
-                        "budgets are temporarily unavailable; try again shortly", headers={"Retry-After": "1"}
-                    ) from None
-            ttl = period.ttl_s(datetime.now(UTC)) or -1
-            await self._bounded(lambda: self._rebuild(keys=[budget_key], args=[to_nano_usd(spent), ttl]))
-            log.info("budget spend rebuilt from the ledger", extra={"key_id": key_id, "period": period.ident})
-            return True
-        finally:
-            with contextlib.suppress(Exception):  # the lock expires by itself
-                await self._bounded(lambda: client.delete(lock))
+        return await rebuild_period(
+            client=self._client,
+            call=self._bounded,
+            script=self._rebuild,
+            spend_source=self._spend_source,
+            key_id=key_id,
+            period=period,
+            budget_key=budget_key,
+            timeout_s=self._rebuild_timeout_s,
+        )
 
     async def _seed_local(self, key_id: str, period: PeriodWindow | None) -> None:
         if period is None or self._local.has_spend(key_id, period.ident):
