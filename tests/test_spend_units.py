@@ -32,7 +32,8 @@ ENGLISH = (
 def test_overrides_come_first_exact_names_before_globs_then_the_package() -> None:
     table = PriceTable(
         '{"claude-opus-4-5": {"input_usd_per_mtok": 1, "output_usd_per_mtok": 2},'
-        ' "private-*": {"input_usd_per_mtok": "0.5", "output_usd_per_mtok": 1, "cache_read_usd_per_mtok": 0.05}}'
+        ' "private-*": {"input_usd_per_mtok": "0.5", "output_usd_per_mtok": 1,'
+        ' "cache_read_usd_per_mtok": 0.05}}'
     )
     opus = table.price_for("claude-opus-4-5")
     assert opus is not None and opus.source == "MODEL_PRICES" and opus.input_usd_per_mtok == 1
