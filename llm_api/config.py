@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -75,8 +76,20 @@ class Settings(BaseSettings):
     )
     rate_limit_fail_closed: bool = False
     rate_limit_redis_timeout_s: float = Field(default=0.25, gt=0)
+    # Per worker; a check waits for a free connection within its deadline rather than failing.
+    rate_limit_redis_max_connections: int = Field(default=64, ge=1)
     auth_failure_limit: str = "30/minute"
     rate_limit_key_prefix: str = Field(default="llm_api", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Limits: token and budget reservations, prices (llm_api.spend).
+    token_limit: str | None = Field(
+        default=None, description="Tokens per window for every key, e.g. 100000/minute."
+    )
+    budget_usd: Decimal | None = Field(default=None, gt=0)
+    budget_period: Literal["day", "week", "month", "total"] = "month"
+    model_prices: str | None = Field(default=None, description="JSON: model name or glob -> prices per MTok.")
+    default_max_output_tokens: int = Field(default=32_000, ge=1)
+    spend_reservation_ttl_s: float = Field(default=900.0, gt=0)
+
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     # Store, managed keys, admin API and usage ledger (store).
@@ -138,6 +151,21 @@ class Settings(BaseSettings):
     @classmethod
     def _overrides(cls, value: list[str]) -> list[str]:
         return [f"{ident}={limit}" for ident, limit in parse_overrides(value).items()]
+
+    @field_validator("token_limit", "model_prices", mode="before")
+    @classmethod
+    def _spend_settings(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str):
+            from llm_api.spend.prices import parse_overrides as parse_prices
+            from llm_api.spend.types import parse_token_limit
+
+            if info.field_name == "token_limit":
+                parse_token_limit(value)
+            else:
+                parse_prices(value)
+        return value
 
     @field_validator("redis_url", mode="before")
     @classmethod

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from llm_api.admin.service import KeyAdmin, ledger_usage
+from llm_api.admin.service import KeyAdmin, ledger_usage, spend_usage
 from llm_api.config import Settings
 from llm_api.error_handlers import install_error_handlers
 from llm_api.middleware import RequestContextMiddleware
@@ -23,6 +23,7 @@ from llm_api.services.capabilities import CapabilityTable
 from llm_api.services.instrumented import InstrumentedChatService
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryPolicy
+from llm_api.spend import SpendGuard
 from llm_api.store.store import Store
 from llm_api.store.writer import LedgerWriter
 from llm_api.utils.logging import configure_logging
@@ -72,13 +73,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.managed_keys = managed_keys
         app.state.ledger_writer = ledger_writer
         app.state.key_admin = KeyAdmin(store.keys, notify=managed_keys.changed)
-        app.state.key_usage = ledger_usage(store.ledger)  # the limits engine may replace it (Redis counters)
         if settings.admin_api_key is not None:
             app.state.admin_key_digest = hashlib.sha256(
                 settings.admin_api_key.get_secret_value().encode("utf-8")
             ).digest()
         app.state.providers = providers
         app.state.rate_limiter = rate_limiter
+        spend_guard = SpendGuard.from_settings(settings, limiter=rate_limiter)
+        spend_guard.prices.preload()
+        # A flushed or restarted Redis rebuilds a key's period spend from the ledger.
+        spend_guard.set_spend_source(store.ledger.spend_since)
+        app.state.spend_guard = spend_guard
+        app.state.key_usage = spend_usage(spend_guard, fallback=ledger_usage(store.ledger))
         app.state.chat_service = InstrumentedChatService(
             tracer=telemetry.tracer,
             metrics=telemetry.metrics,
@@ -96,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await providers.aclose()
+            await spend_guard.aclose()
             await rate_limiter.aclose()
             await ledger_writer.aclose()
             await managed_keys.aclose()

@@ -9,6 +9,8 @@ from decimal import Decimal
 
 from llm_api.admin.schemas import KeyCreate, KeyUpdate
 from llm_api.errors import NotFound
+from llm_api.security.managed_keys import ClientKey, spend_limits
+from llm_api.spend import SpendGuard
 from llm_api.store.keys import IssuedKey, KeyRecord, KeyRepository
 from llm_api.store.ledger import LedgerRepository
 from llm_api.store.periods import period_start
@@ -38,6 +40,26 @@ def ledger_usage(ledger: LedgerRepository) -> KeyUsageSource:
         spend = await ledger.spend_since(key.id, period_start(key.budget_period or "total", now))
         recent = await ledger.recent_usage(key.id, now - dt.timedelta(minutes=1))
         return KeyUsage(period_spend_usd=spend, minute_tokens=recent.tokens, minute_requests=recent.requests)
+
+    return usage
+
+
+def spend_usage(guard: SpendGuard, *, fallback: KeyUsageSource) -> KeyUsageSource:
+    """Live usage from the reservation engine's counters (reservations in flight included); the
+    minute's requests from the ledger when the limiter cannot say."""
+
+    async def usage(key: KeyRecord) -> KeyUsage:
+        snapshot = await guard.usage_snapshot(
+            key.id, spend_limits(ClientKey(id=key.id, managed=key), guard.default_limits)
+        )
+        requests = snapshot.minute_requests
+        if requests is None:
+            requests = (await fallback(key)).minute_requests
+        return KeyUsage(
+            period_spend_usd=snapshot.period_spend_usd,
+            minute_tokens=snapshot.minute_tokens,
+            minute_requests=requests,
+        )
 
     return usage
 

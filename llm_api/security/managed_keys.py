@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from llm_api.errors import ModelNotAllowed, ServiceUnavailable
+from llm_api.spend.types import MINUTE_S, KeyLimits, TokenWindow
 from llm_api.store.keys import KeyRecord, KeyRepository, SecretMatch
 
 log = logging.getLogger("llm_api.auth")
@@ -63,6 +64,21 @@ def authorize_model(client: ClientKey, model: str) -> None:
     """Raise 403 model_not_allowed unless the caller's key may use `model` (call it before going upstream)."""
     if client.managed is not None and not model_allowed(client.managed.models, model):
         raise ModelNotAllowed(f"this API key may not use model '{model}'")
+
+
+def spend_limits(client: ClientKey, defaults: KeyLimits) -> KeyLimits:
+    """The caller's limits: a managed key's own, each one it leaves unset taken from the global defaults
+    (RATE_LIMIT, TOKEN_LIMIT, BUDGET_USD/BUDGET_PERIOD); keys from API_KEYS get the defaults."""
+    key = client.managed
+    if key is None:
+        return defaults
+    budgeted = key.budget_usd is not None
+    return KeyLimits(
+        rpm=key.rpm_limit if key.rpm_limit is not None else defaults.rpm,
+        tokens=(TokenWindow(key.tpm_limit, MINUTE_S),) if key.tpm_limit is not None else defaults.tokens,
+        budget_usd=key.budget_usd if budgeted else defaults.budget_usd,
+        budget_period=(key.budget_period or "month") if budgeted else defaults.budget_period,
+    )
 
 
 class ManagedKeys:

@@ -21,16 +21,17 @@ class RequestContext:
     ttft_ms: float | None = None
     error_type: str | None = None
     dropped_params: list[str] = field(default_factory=list)
-    # Headers every response to this request carries (the X-RateLimit-* of the caller's limit).
-    response_headers: dict[str, str] = field(default_factory=dict)
-    # For the usage ledger (store): set by the middleware (endpoint), the routers and services (the rest).
-    endpoint: str | None = None  # the API endpoint; None: this request gets no ledger row
-    model_served: str | None = None  # the model the provider says answered
+    # Spend (llm_api.spend, for the ledger): cache tokens, the cost (None: unknown price), how it was known.
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
-    cost_usd: Decimal | None = None  # None: no usage, or no known price
+    cost_usd: Decimal | None = None
+    usage_estimated: bool = False
     price_version: str | None = None
-    usage_estimated: bool = False  # tokens estimated (a cancelled stream) rather than reported
+    # Headers every response to this request carries (the X-RateLimit-* of the caller's limit).
+    response_headers: dict[str, str] = field(default_factory=dict)
+    # For the usage ledger (store): set by the middleware (endpoint) and the services (model_served).
+    endpoint: str | None = None  # the API endpoint; None: this request gets no ledger row
+    model_served: str | None = None  # the model the provider says answered
 
 
 current_request: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)
