@@ -10,6 +10,7 @@ from decimal import Decimal
 from llm_api.admin.schemas import KeyCreate, KeyUpdate
 from llm_api.errors import NotFound
 from llm_api.security.managed_keys import ClientKey, spend_limits
+from llm_api.security.ratelimit import RateLimiter
 from llm_api.spend import SpendGuard
 from llm_api.store.keys import IssuedKey, KeyRecord, KeyRepository
 from llm_api.store.ledger import LedgerRepository
@@ -44,17 +45,15 @@ def ledger_usage(ledger: LedgerRepository) -> KeyUsageSource:
     return usage
 
 
-def spend_usage(guard: SpendGuard, *, fallback: KeyUsageSource) -> KeyUsageSource:
-    """Live usage from the reservation engine's counters (reservations in flight included); the
-    minute's requests from the ledger when the limiter cannot say."""
+def spend_usage(guard: SpendGuard, limiter: RateLimiter) -> KeyUsageSource:
+    """Live usage from the reservation engine's counters (reservations in flight included) and the
+    request limiter's window (the key's own rpm_limit bucket)."""
 
     async def usage(key: KeyRecord) -> KeyUsage:
         snapshot = await guard.usage_snapshot(
             key.id, spend_limits(ClientKey(id=key.id, managed=key), guard.default_limits)
         )
-        requests = snapshot.minute_requests
-        if requests is None:
-            requests = (await fallback(key)).minute_requests
+        requests = await limiter.requests_in_window(key.id, rpm_limit=key.rpm_limit)
         return KeyUsage(
             period_spend_usd=snapshot.period_spend_usd,
             minute_tokens=snapshot.minute_tokens,

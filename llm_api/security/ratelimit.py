@@ -173,9 +173,11 @@ class RateLimiter:
         if not state.allowed:
             raise RateLimited(f"rate limit exceeded: {state.limit} requests per window", headers=headers)
 
-    async def requests_in_window(self, key_id: str) -> int:
-        """Requests `key_id` made in its first limit's current window (for the admin API's usage)."""
-        item = self._overrides.get(key_id, self._default)[0]
+    async def requests_in_window(self, key_id: str, *, rpm_limit: int | None = None) -> int:
+        """Requests `key_id` made in its first limit's current window (for the admin API's usage);
+        `rpm_limit` as for `check_key`."""
+        items = per_minute(rpm_limit) if rpm_limit is not None else self._overrides.get(key_id, self._default)
+        item = items[0]
         if self._stats is not None and self._link is not None:
             stats = self._stats
             return await self._link.call(lambda: stats.used(item, KEY_SCOPE, key_id))
