@@ -236,3 +236,68 @@ def test_head_revision_constant_matches_the_scripts() -> None:
     from llm_api.store.migrate import HEAD_REVISION
 
     assert head_revision() == HEAD_REVISION
+
+
+async def test_writer_keeps_rows_through_an_outage_and_drops_only_past_its_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A real outage (the database refuses connections): rows wait in the bounded queue, the overflow is
+    dropped, counted and logged once; once the database is back, every kept row is written, once."""
+    from llm_api.store.writer import LedgerWriter
+    from tests.pg import admin_sql, terminate
+
+    with postgres_database() as (url, name):
+        store = await Store.open(url)
+        dropped: list[int] = []
+        writer = LedgerWriter(
+            store.ledger, engine=store.engine, max_queue=5, flush_interval_s=0.05, on_dropped=dropped.append
+        )
+        writer.start()
+        try:
+            now = dt.datetime.now(UTC)
+            writer.record(_row("key_w", when=now))
+            await _until(lambda: writer.written == 1)
+            admin_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            terminate(name)
+            with caplog.at_level("INFO", logger="llm_api.store"):
+                writer.record(_row("key_w", when=now))  # taken into the batch that now fails
+                await _until(lambda: "database write failed" in caplog.text)
+                for _ in range(8):
+                    writer.record(_row("key_w", when=now))
+                assert writer.dropped == 3 and sum(dropped) == 3  # 5 queued, 1 in the failing batch
+                assert caplog.text.count("usage ledger queue full") == 1
+                admin_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+                await _until(lambda: writer.written == 7, timeout=15)
+                await _until(lambda: "database writes recovered" in caplog.text)
+            assert caplog.text.count("database write failed") == 1
+            assert await store.ledger.count(key_id="key_w") == 7
+        finally:
+            await writer.aclose()
+            await store.aclose()
+
+
+async def test_writer_drops_only_the_row_the_database_refuses(database_url: str) -> None:
+    from llm_api.store.writer import LedgerWriter
+
+    store = await Store.open(database_url)
+    writer = LedgerWriter(store.ledger, engine=store.engine, flush_interval_s=0.05)
+    writer.start()
+    try:
+        now = dt.datetime.now(UTC)
+        good = [_row("key_g", when=now) for _ in range(3)]
+        bad = _row("key_g", when=now, endpoint=None)  # NOT NULL: refused by both databases
+        for row in (good[0], bad, good[1], good[2]):
+            writer.record(row)
+        await _until(lambda: writer.written == 3 and writer.dropped == 1, timeout=15)
+        assert await store.ledger.count(key_id="key_g") == 3
+    finally:
+        await writer.aclose()
+        await store.aclose()
+
+
+async def _until(check: object, *, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():  # type: ignore[operator]
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.01)
