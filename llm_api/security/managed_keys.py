@@ -34,6 +34,7 @@ log = logging.getLogger("llm_api.auth")
 UNSUBSCRIBED_TTL_S = 1.0
 MAX_CACHED = 10_000
 RESUBSCRIBE_WAIT_S = 1.0
+HEALTH_CHECK_S = 5  # seconds: a PING on the idle subscription this often finds a dead link
 PUBSUB_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -98,7 +99,9 @@ class ManagedKeys:
         self._redis: Redis[bytes] | None = None
         if redis_url is not None and redis_url.startswith(PUBSUB_SCHEMES):
             # No socket timeout: the subscriber waits for messages; health checks find a dead link.
-            self._redis = Redis.from_url(redis_url, health_check_interval=5, socket_connect_timeout=1)
+            self._redis = Redis.from_url(
+                redis_url, health_check_interval=HEALTH_CHECK_S, socket_connect_timeout=1
+            )
         self._cache: OrderedDict[bytes, tuple[SecretMatch | None, float]] = OrderedDict()
         self._generation = 0
         self._subscribed = False
@@ -172,7 +175,7 @@ class ManagedKeys:
             try:
                 await pubsub.subscribe(self._channel)
                 while True:
-                    message = await pubsub.get_message(timeout=1.0)
+                    message = await pubsub.get_message(timeout=HEALTH_CHECK_S)
                     if message is None:
                         continue
                     if message["type"] == "subscribe":
