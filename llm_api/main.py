@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from llm_api.admin.service import KeyAdmin, spend_usage
+from llm_api.admin.service import KeyAdmin, ledger_usage, spend_usage
 from llm_api.config import Settings
 from llm_api.error_handlers import install_error_handlers
 from llm_api.middleware import RequestContextMiddleware
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A flushed or restarted Redis rebuilds a key's period spend from the ledger.
         spend_guard.set_spend_source(store.ledger.spend_since)
         app.state.spend_guard = spend_guard
-        app.state.key_usage = spend_usage(spend_guard, rate_limiter)
+        app.state.key_usage = spend_usage(spend_guard, rate_limiter, fallback=ledger_usage(store.ledger))
         app.state.chat_service = InstrumentedChatService(
             tracer=telemetry.tracer,
             metrics=telemetry.metrics,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,6 +16,8 @@ from llm_api.spend import SpendGuard
 from llm_api.store.keys import IssuedKey, KeyRecord, KeyRepository
 from llm_api.store.ledger import LedgerRepository
 from llm_api.store.periods import period_start
+
+log = logging.getLogger("llm_api.admin")
 
 Notify = Callable[[str], Awaitable[None]]
 
@@ -45,15 +48,23 @@ def ledger_usage(ledger: LedgerRepository) -> KeyUsageSource:
     return usage
 
 
-def spend_usage(guard: SpendGuard, limiter: RateLimiter) -> KeyUsageSource:
+def spend_usage(guard: SpendGuard, limiter: RateLimiter, *, fallback: KeyUsageSource) -> KeyUsageSource:
     """Live usage from the reservation engine's counters (reservations in flight included) and the
-    request limiter's window (the key's own rpm_limit bucket)."""
+    request limiter's window (the key's own rpm_limit bucket); from `fallback` (the ledger) while Redis
+    cannot answer."""
 
     async def usage(key: KeyRecord) -> KeyUsage:
-        snapshot = await guard.usage_snapshot(
-            key.id, spend_limits(ClientKey(id=key.id, managed=key), guard.default_limits)
-        )
-        requests = await limiter.requests_in_window(key.id, rpm_limit=key.rpm_limit)
+        try:
+            snapshot = await guard.usage_snapshot(
+                key.id, spend_limits(ClientKey(id=key.id, managed=key), guard.default_limits)
+            )
+            requests = await limiter.requests_in_window(key.id, rpm_limit=key.rpm_limit)
+        except Exception as exc:  # Redis down or slow: the ledger still knows what was spent
+            log.warning(
+                "live key usage unavailable: answering from the ledger",
+                extra={"key_id": key.id, "exception_type": type(exc).__name__},
+            )
+            return await fallback(key)
         return KeyUsage(
             period_spend_usd=snapshot.period_spend_usd,
             minute_tokens=snapshot.minute_tokens,
