@@ -24,6 +24,13 @@ T = TypeVar("T")
 CLIENT_KEY = "test-client-key-0001"
 OTHER_CLIENT_KEY = "test-client-key-0002"
 PROVIDER_KEY = "test-provider-key-0001"
+# One SQLite file per test session (a test that needs its own database passes DATABASE_URL).
+SESSION_DB_DIR = Path(tempfile.mkdtemp(prefix="llm-api-test-db-"))
+SESSION_DATABASE_URL = f"sqlite+aiosqlite:///{SESSION_DB_DIR}/llm_api.db"
+
+
+# A bound, not a wait: a loaded 2-core machine (several suites at once) can take ~40 s to import the app.
+GATEWAY_START_TIMEOUT_S = 90
 
 
 def free_port() -> int:
@@ -221,6 +228,7 @@ def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
             "OTEL_SDK_DISABLED": "true",
             "WEB_CONCURRENCY": "2",
             "PYTHONUNBUFFERED": "1",
+            "DATABASE_URL": SESSION_DATABASE_URL,
         }
     )
     env.update(overrides)
@@ -249,7 +257,7 @@ def run_gateway(env: dict[str, str], *, port: int | None = None) -> Iterator[Gat
             lambda: _http_ok(f"{gateway.base_url}/healthz"),
             name="gunicorn",
             output=gateway.output,
-            timeout=60,  # a loaded 2-core machine can take 20 s+ to import the SDKs
+            timeout=GATEWAY_START_TIMEOUT_S,
         )
         yield gateway
     finally:

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from llm_api.chat_model import MessageStart
 from llm_api.codecs import openai_chat
-from llm_api.deps import ChatServiceDep, SettingsDep
+from llm_api.deps import ChatServiceDep, SettingsDep, SpendGuardDep
 from llm_api.error_handlers import OPENAI, gateway_error_response, stream_error_frame
 from llm_api.errors import GatewayError
 from llm_api.routers.disconnect import unless_disconnected
@@ -24,8 +24,9 @@ from llm_api.routers.openapi import request_body
 from llm_api.routers.schemas import OPENAI_ERRORS, json_or_sse
 from llm_api.routers.sse import SSEResponse
 from llm_api.routers.streams import encoded_events, relayed_frames
-from llm_api.security.auth import ClientKeyDep
+from llm_api.security.auth import ClientDep
 from llm_api.services.llm import WireRequest
+from llm_api.services.spending import MeteredChat
 
 router = APIRouter()
 
@@ -55,7 +56,11 @@ def stream_error_event(exc: GatewayError) -> bytes:
     response_class=Response,
 )
 async def chat_completions(
-    request: Request, _key_id: ClientKeyDep, service: ChatServiceDep, settings: SettingsDep
+    request: Request,
+    client: ClientDep,
+    service: ChatServiceDep,
+    guard: SpendGuardDep,
+    settings: SettingsDep,
 ) -> Response:
     body = openai_chat.validate_request(await request.body())
     wire = WireRequest(
@@ -66,11 +71,12 @@ async def chat_completions(
         names=_names(body),
     )
     call = service.prepare_wire(wire)
+    metered = await MeteredChat.reserve(service, call, guard=guard, client=client)
     headers = call.headers()
     created = int(time.time())
     if wire.stream:
         if call.relayed:
-            events = relayed_frames(service, call)
+            events = relayed_frames(metered, call)
         else:
 
             def encoder_for(start: MessageStart) -> openai_chat.StreamEncoder:
@@ -81,7 +87,7 @@ async def chat_completions(
                     include_usage=wire.include_usage,
                 )
 
-            events = encoded_events(service, call, encoder_for, finish=openai_chat.StreamEncoder.done)
+            events = encoded_events(metered, call, encoder_for, finish=openai_chat.StreamEncoder.done)
         return SSEResponse(
             events,
             ping_interval_s=settings.stream_ping_interval_s,
@@ -90,8 +96,8 @@ async def chat_completions(
             headers=headers,
         )
     if call.relayed:
-        relayed = await unless_disconnected(request, service.relay(call))
+        relayed = await unless_disconnected(request, metered.relay(call))
         return Response(relayed.body, media_type="application/json", headers=headers)
-    result = await unless_disconnected(request, service.complete(call))
+    result = await unless_disconnected(request, metered.complete(call))
     answer = openai_chat.encode_response(result, created=created)
     return Response(orjson.dumps(answer), media_type="application/json", headers=headers)

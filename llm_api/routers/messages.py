@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from llm_api.chat_model import MessageStart
 from llm_api.codecs import anthropic_messages
-from llm_api.deps import ChatServiceDep, SettingsDep
+from llm_api.deps import ChatServiceDep, SettingsDep, SpendGuardDep
 from llm_api.error_handlers import ANTHROPIC, gateway_error_response, stream_error_frame
 from llm_api.errors import GatewayError
 from llm_api.routers.disconnect import unless_disconnected
@@ -23,8 +23,10 @@ from llm_api.routers.openapi import request_body
 from llm_api.routers.schemas import ANTHROPIC_ERRORS, json_or_sse
 from llm_api.routers.sse import SSEResponse
 from llm_api.routers.streams import encoded_events, relayed_frames
-from llm_api.security.auth import ClientKeyDep
+from llm_api.security.auth import ClientDep
+from llm_api.security.managed_keys import authorize_model
 from llm_api.services.llm import WireRequest
+from llm_api.services.spending import MeteredChat
 
 router = APIRouter()
 
@@ -74,20 +76,25 @@ def stream_error_event(exc: GatewayError) -> bytes:
     response_class=Response,
 )
 async def messages(
-    request: Request, _key_id: ClientKeyDep, service: ChatServiceDep, settings: SettingsDep
+    request: Request,
+    client: ClientDep,
+    service: ChatServiceDep,
+    guard: SpendGuardDep,
+    settings: SettingsDep,
 ) -> Response:
     wire = _wire(request, anthropic_messages.validate_request(await request.body()))
     call = service.prepare_wire(wire)
+    metered = await MeteredChat.reserve(service, call, guard=guard, client=client)
     headers = call.headers()
     if wire.stream:
         if call.relayed:
-            events = relayed_frames(service, call)
+            events = relayed_frames(metered, call)
         else:
 
             def encoder_for(start: MessageStart) -> anthropic_messages.StreamEncoder:
                 return anthropic_messages.StreamEncoder(id=start.id, model=start.model or call.request.model)
 
-            events = encoded_events(service, call, encoder_for)
+            events = encoded_events(metered, call, encoder_for)
         return SSEResponse(
             events,
             ping_interval_s=settings.stream_ping_interval_s,
@@ -96,9 +103,9 @@ async def messages(
             headers=headers,
         )
     if call.relayed:
-        relayed = await unless_disconnected(request, service.relay(call))
+        relayed = await unless_disconnected(request, metered.relay(call))
         return Response(relayed.body, media_type="application/json", headers=headers)
-    result = await unless_disconnected(request, service.complete(call))
+    result = await unless_disconnected(request, metered.complete(call))
     answer = anthropic_messages.encode_response(result)
     return Response(orjson.dumps(answer), media_type="application/json", headers=headers)
 
@@ -110,8 +117,11 @@ async def messages(
     summary="Count a Messages request's input tokens (Claude: Anthropic's count; others: an estimate)",
     response_class=Response,
 )
-async def count_tokens(request: Request, _key_id: ClientKeyDep, service: ChatServiceDep) -> Response:
+async def count_tokens(
+    request: Request, client: ClientDep, service: ChatServiceDep, settings: SettingsDep
+) -> Response:
     wire = _wire(request, anthropic_messages.validate_count_tokens(await request.body()))
+    authorize_model(client, wire.model or settings.default_model)
     count = await unless_disconnected(request, service.count_tokens(wire))
     headers = {ESTIMATE_HEADER: "estimate"} if count.estimated else {}
     return Response(

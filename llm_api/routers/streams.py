@@ -8,8 +8,14 @@ from contextlib import aclosing
 from typing import Protocol, TypeVar
 
 from llm_api.chat_model import EventBatch, MessageStart, StreamEvent
-from llm_api.services.llm import ChatService, PreparedCall
-from llm_api.services.providers.base import RawFrames
+from llm_api.services.llm import PreparedCall
+from llm_api.services.providers.base import RawFrames, StreamItem
+
+
+class Streamer(Protocol):
+    """What streams a prepared call: the ChatService, or a MeteredChat (the same under a reservation)."""
+
+    def stream(self, call: PreparedCall) -> AsyncGenerator[StreamItem, None]: ...
 
 
 class StreamEncoder(Protocol):
@@ -19,7 +25,7 @@ class StreamEncoder(Protocol):
 E = TypeVar("E", bound=StreamEncoder)
 
 
-async def relayed_frames(service: ChatService, call: PreparedCall) -> AsyncGenerator[bytes, None]:
+async def relayed_frames(service: Streamer, call: PreparedCall) -> AsyncGenerator[bytes, None]:
     """A same-vendor stream: the upstream's frames, untouched, as they arrive."""
     async with aclosing(service.stream(call)) as items:
         async for item in items:
@@ -28,7 +34,7 @@ async def relayed_frames(service: ChatService, call: PreparedCall) -> AsyncGener
 
 
 async def encoded_events(
-    service: ChatService,
+    service: Streamer,
     call: PreparedCall,
     encoder_for: Callable[[MessageStart], E],
     *,
