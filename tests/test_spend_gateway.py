@@ -34,12 +34,13 @@ def spend_env(emu: Emulator, **overrides: str) -> dict[str, str]:
         RATE_LIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex[:10]}",
         RATE_LIMIT_REDIS_TIMEOUT_S="1",
         MODEL_PRICES=FLAT_PRICES,
+        LLM_TIMEOUT_S="20",  # the emulator holds answers for a few seconds
         **overrides,
     )
 
 
 def test_token_limit_admits_exactly_what_fits_under_256_concurrent_requests(emu: Emulator) -> None:
-    emu.configure(first_token_delay_s=4.0)
+    emu.configure(first_token_delay_s=3.0)
     env = spend_env(emu, TOKEN_LIMIT=f"{WORST * FITS + WORST // 2}/minute")
     with run_gateway(env) as gateway:
         statuses, headers = fire(
@@ -62,7 +63,7 @@ def test_token_limit_admits_exactly_what_fits_under_256_concurrent_requests(emu:
 
 
 def test_budget_admits_exactly_what_fits_and_the_spend_never_passes_it(emu: Emulator) -> None:
-    emu.configure(first_token_delay_s=4.0)
+    emu.configure(first_token_delay_s=3.0)
     budget = Decimal(WORST * FITS + WORST // 2) / 1_000_000
     env = spend_env(emu, BUDGET_USD=str(budget), BUDGET_PERIOD="day")
     with run_gateway(env) as gateway:
