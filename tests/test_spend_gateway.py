@@ -7,7 +7,9 @@ then exactly what fits, whichever worker took which request.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import Counter
 from decimal import Decimal
 
 import httpx
@@ -16,7 +18,7 @@ import redis
 from llm_api.security.keys import key_id
 from llm_api.spend import estimate_texts_tokens
 from tests.load import fire
-from tests.support import CLIENT_KEY, Emulator, gateway_env, run_gateway
+from tests.support import CLIENT_KEY, Emulator, gateway_env, run_gateway, wait_until
 from tests.test_ratelimit import SHARED_REDIS
 
 MAX_TOKENS = 100
@@ -114,3 +116,57 @@ def test_unknown_price_is_refused_for_a_budgeted_key_only(emu: Emulator) -> None
         assert refused.json()["error"]["type"] == "model_price_unknown"
         assert "claude-unpriced-9" in refused.json()["error"]["message"]
         assert emu.requests() == []
+
+
+def _counters(prefix: str) -> tuple[int, int, int]:
+    """(settled tokens this minute, tokens still held, nano-USD spent today) for CLIENT_KEY."""
+    client = redis.Redis.from_url(SHARED_REDIS)
+    tag = f"{{{prefix}:spend:{key_id(CLIENT_KEY)}}}"
+    settled = int(client.hget(f"{tag}:tok", "60:cur") or 0)
+    held = int(client.hget(f"{tag}:held", "#tokens") or 0)
+    budgets = client.keys(f"{tag}:b:d*")
+    spent = int(client.hget(budgets[0], "spent") or 0) if budgets else 0
+    client.close()
+    return settled, held, spent
+
+
+def test_a_cancelled_stream_is_billed_for_what_was_relayed(emu: Emulator) -> None:
+    emu.configure(text=" ".join(["word"] * 100), chunks=100, chunk_delay_s=0.1)
+    env = spend_env(emu, TOKEN_LIMIT="100000/minute", BUDGET_USD="1", BUDGET_PERIOD="day")
+    with run_gateway(env) as gateway, gateway.client() as client:
+        with client.stream("POST", "/v1/chat", json={**BODY, "stream": True}) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: {"):
+                    break
+        wait_until(lambda: any(r["outcome"] == "client_disconnected" for r in emu.requests()), timeout=5)
+        # Settled by estimate: the input and the relayed text, no longer held, billed at $1/MTok.
+        settled, held, spent = wait_until(
+            lambda: (c := _counters(env["RATE_LIMIT_KEY_PREFIX"]))[0] and c, timeout=5
+        )
+    input_estimate = estimate_texts_tokens([("user", "hello")])
+    assert held == 0
+    assert input_estimate < settled < WORST
+    assert spent == settled * 1000  # nano-USD at $1 per million tokens
+
+
+def test_two_instances_share_the_token_limit_exactly(emu: Emulator) -> None:
+    emu.configure(first_token_delay_s=3.0)
+    env = spend_env(emu, TOKEN_LIMIT=f"{WORST * FITS + WORST // 2}/minute")
+    with run_gateway(env) as first, run_gateway(env) as second:
+        results: list[Counter[int]] = []
+        threads = [
+            threading.Thread(
+                target=lambda url: results.append(
+                    fire(url, CLIENT_KEY, total=128, concurrency=128, body=lambda _: BODY)[0]
+                ),
+                args=(gateway.base_url,),
+            )
+            for gateway in (first, second)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    total = sum(results, Counter())
+    assert total == {200: FITS, 429: 256 - FITS}
+    assert len(emu.requests()) == FITS
