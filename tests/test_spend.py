@@ -275,3 +275,19 @@ def test_concurrent_reservations_from_two_processes_admit_exactly_what_fits(
     for proc in procs:
         proc.join(timeout=10)
     assert admitted == 37
+
+
+async def test_usage_snapshot_reports_spend_tokens_and_requests(
+    guard: SpendGuard, context: RequestContext
+) -> None:
+    limits = KeyLimits(tokens=(TokenWindow(10_000, 60),), budget_usd=Decimal(1), budget_period="week")
+    assert guard._limiter is not None
+    for _ in range(3):
+        await guard._limiter.check_key("ks")
+    held = await guard.reserve(key_id="ks", limits=limits, model=MODEL, input_tokens=10, max_output_tokens=90)
+    done = await guard.reserve(key_id="ks", limits=limits, model=MODEL, input_tokens=10, max_output_tokens=90)
+    await guard.settle(done, input_tokens=10, output_tokens=20)
+    snapshot = await guard.usage_snapshot("ks", limits)
+    assert snapshot.minute_requests == 3
+    assert snapshot.minute_tokens == 30 + held.tokens  # settled plus still held
+    assert snapshot.period_spend_usd == Decimal("0.00003")
