@@ -25,6 +25,7 @@ run: install
 
 services:
 	@bash scripts/ensure-services.sh
+	@bash scripts/ensure-claude-code.sh
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -111,6 +111,17 @@ class Settings(BaseSettings):
         description="Passed on to the instrumentation: 'http' emits the stable HTTP conventions.",
     )
 
+    # Router and cache (issue 11): the gateway file, the breaker's and the cache's Redis keys.
+    gateway_config: str | None = Field(
+        default=None, description="Path of the gateway file (deployments, aliases, router); unset: none."
+    )
+    router_key_prefix: str = Field(default="llm_api", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    router_redis_timeout_s: float = Field(default=0.25, gt=0)
+    cache_enabled: bool = False
+    cache_ttl_s: int = Field(default=3600, ge=1)
+    cache_scope: Literal["key", "shared"] = "key"
+    cache_max_entry_bytes: int = Field(default=1024 * 1024, ge=1024)
+
     @field_validator(
         "api_keys", "api_key_hashes", "rate_limit_overrides", "forwarded_allow_ips", mode="before"
     )
@@ -206,4 +217,18 @@ class Settings(BaseSettings):
             )
         if self.llm_retry_wait_max_s < self.llm_retry_wait_min_s:
             raise ValueError("LLM_RETRY_WAIT_MAX_S must be at least LLM_RETRY_WAIT_MIN_S")
+        return self
+
+    # Router and cache (issue 11).
+    @field_validator("gateway_config", mode="before")
+    @classmethod
+    def _blank_gateway_config(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _cache_needs_redis(self) -> Settings:
+        if self.cache_enabled and self.redis_url is None:
+            raise ValueError("CACHE_ENABLED=true needs REDIS_URL (cached answers live in Redis)")
         return self

@@ -63,8 +63,14 @@ class InvalidRequest(RequestRejected):
 
 
 class UnsupportedParameter(RequestRejected):
+    """`param` names the field in the client's own format (`messages[3].content[1].image_url`), if known."""
+
     status_code = 400
     error_type = "unsupported_parameter"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class ModelPriceUnknown(RequestRejected):

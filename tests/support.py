@@ -84,6 +84,11 @@ def stop_process(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, ti
 class Emulator:
     """Drives the upstream emulator's control plane."""
 
+    # A valid 1x1 transparent PNG: both emulated APIs check that image bytes match their media type.
+    TINY_PNG_B64 = (
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAAC0lEQVR4nGNgAAIAAAUAAXpeqz8AAAAASUVORK5CYII="
+    )
+
     def __init__(self, base_url: str, log_path: Path) -> None:
         self.base_url = base_url
         self.anthropic_url = base_url
@@ -103,6 +108,28 @@ class Emulator:
 
     def fail(self, *faults: dict[str, Any], provider: str | None = None) -> None:
         self._http.post("/faults", json={"faults": list(faults), "provider": provider}).raise_for_status()
+
+    def script(self, *turns: dict[str, Any], provider: str | None = None) -> None:
+        """Queue answers, one per generating request (FIFO): ``{"text": ..., "tool_calls": [...]}``."""
+        self._http.post("/turns", json={"turns": list(turns), "provider": provider}).raise_for_status()
+
+    def set_models(self, *models: dict[str, Any]) -> None:
+        """Replace the model catalogue (``GET /v1/models``); ``reset()`` restores the default one."""
+        self._http.post("/models", json={"models": list(models)}).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        response = self._http.get("/stats")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    @staticmethod
+    def fingerprint(secret: str) -> str:
+        """How records show a credential: ``headers["x-api-key"] == Emulator.fingerprint(key)``,
+        ``headers["authorization"] == f"Bearer {Emulator.fingerprint(key)}"``."""
+        import hashlib
+
+        return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
 
     def requests(self) -> list[dict[str, Any]]:
         response = self._http.get("/requests")

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support import run_emulator
+from tests.support import Emulator, run_emulator
 
 USER_MSG: Any = [{"role": "user", "content": "say hello to the test"}]
 
@@ -91,7 +91,7 @@ async def test_anthropic_json(claude: anthropic.AsyncAnthropic, control: httpx.C
     assert rec["provider"] == "anthropic" and rec["path"] == "/v1/messages"
     assert rec["body"]["system"] == "be brief"
     # anthropic SDK 2.x sends the api_key as a bearer token (the API also accepts x-api-key).
-    assert rec["headers"]["authorization"] == "Bearer test-key"
+    assert rec["headers"]["authorization"] == f"Bearer {Emulator.fingerprint('test-key')}"
     assert rec["headers"]["anthropic-version"]
     assert rec["status"] == 200 and rec["outcome"] == "completed"
 
@@ -278,7 +278,7 @@ async def test_openai_json(gpt: openai.AsyncOpenAI, control: httpx.Client) -> No
     assert resp.usage is not None
     assert (resp.usage.prompt_tokens, resp.usage.completion_tokens) == (7, 4)
     rec = records(control)[-1]
-    assert rec["provider"] == "openai" and rec["headers"]["authorization"] == "Bearer test-key"
+    assert rec["provider"] == "openai" and rec["headers"]["authorization"].startswith("Bearer sha256:")
 
 
 async def test_openai_stream_with_usage(gpt: openai.AsyncOpenAI, control: httpx.Client) -> None:
@@ -338,7 +338,8 @@ async def test_faults_are_per_provider(
     await gpt.chat.completions.create(model="gpt-4o", messages=USER_MSG)  # not affected
     with pytest.raises(anthropic.InternalServerError):
         await claude.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=USER_MSG)
-    assert control.get("/stats").json() == {"requests": {"anthropic": 1, "openai": 1}, "in_progress": 0}
+    stats = control.get("/stats").json()
+    assert stats["requests"] == {"anthropic": 1, "openai": 1} and stats["in_progress"] == 0
 
 
 async def test_openai_mid_stream_failure(gpt: openai.AsyncOpenAI, control: httpx.Client) -> None:
@@ -388,7 +389,13 @@ async def test_many_concurrent_slow_streams(gpt: openai.AsyncOpenAI, control: ht
     results = await asyncio.gather(*(one() for _ in range(200)))
     assert set(results) == {"Hello from the emulator. tok0"}
     assert time.monotonic() - started < 5
-    assert control.get("/stats").json() == {"requests": {"anthropic": 0, "openai": 200}, "in_progress": 0}
+    records_bytes = sum(r["body_bytes"] for r in records(control))
+    assert control.get("/stats").json() == {
+        "requests": {"anthropic": 0, "openai": 200},
+        "in_progress": 0,
+        "recorded": 200,
+        "recorded_body_bytes": records_bytes,
+    }
 
 
 # -- control plane -------------------------------------------------------------------------
@@ -404,6 +411,10 @@ def test_control_plane_shapes(control: httpx.Client) -> None:
         "chunk_delay_s": 0.5,
         "stop_reason": "end_turn",
         "ping_before_first": False,
+        "tool_calls": None,
+        "thinking_text": "Let me think about this step by step.",
+        "cached_tokens": 0,
+        "cache_creation_tokens": 0,
     }
     assert control.post("/config", json={"bogus": 1}).status_code == 400
     assert control.post("/config", json={"chunks": 0}).status_code == 400
@@ -416,4 +427,9 @@ def test_control_plane_shapes(control: httpx.Client) -> None:
     assert control.get("/faults").json()["queued"] == 0
     assert control.get("/config").json()["text"] == "Hello from the emulator."
     assert control.get("/requests").json() == []
-    assert control.get("/stats").json() == {"requests": {"anthropic": 0, "openai": 0}, "in_progress": 0}
+    assert control.get("/stats").json() == {
+        "requests": {"anthropic": 0, "openai": 0},
+        "in_progress": 0,
+        "recorded": 0,
+        "recorded_body_bytes": 0,
+    }

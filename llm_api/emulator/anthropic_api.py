@@ -1,33 +1,20 @@
-"""Emulation of the Anthropic Messages API (``POST /v1/messages``), JSON and SSE."""
+"""Emulation of the Anthropic Messages API (``POST /v1/messages``, ``/count_tokens``), JSON and SSE."""
 
 from __future__ import annotations
 
-import fnmatch
+import base64
+import secrets
 from typing import Any
 
-from llm_api.emulator.content import (
-    anthropic_stop_reason,
-    count_deltas,
-    count_input_tokens,
-    plan_blocks,
-    random_id,
-)
+from llm_api.emulator.answer import Answer, RequestFacts, plan_answer, text_of
+from llm_api.emulator.anthropic_validate import validate_messages_body
+from llm_api.emulator.content import anthropic_stop_reason, count_input_tokens, random_id
 from llm_api.emulator.exchange import Exchange, sse_frame
-from llm_api.emulator.state import EmulatorConfig, Fault, Provider
+from llm_api.emulator.state import EmulatorConfig, EmulatorState, Fault, Provider
 from llm_api.emulator.upstream import ErrorReply, InvalidJSON
 
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
-
-# Models released after Claude Opus 4.6: sampling parameters are rejected outright.
-NO_SAMPLING_PARAMS_MODELS: tuple[str, ...] = (
-    "claude-opus-4-7*",
-    "claude-opus-4-8*",
-    "claude-opus-5*",
-    "claude-sonnet-5*",
-    "claude-fable-5*",
-)
-SAMPLING_PARAMS: tuple[str, ...] = ("temperature", "top_p")
 
 STATUS_TO_TYPE: dict[int, str] = {
     400: "invalid_request_error",
@@ -70,10 +57,6 @@ DEFAULT_MESSAGES: dict[str, str] = {
 }
 
 
-def rejects_sampling_params(model: str) -> bool:
-    return any(fnmatch.fnmatchcase(model, pattern) for pattern in NO_SAMPLING_PARAMS_MODELS)
-
-
 def error_payload(error_type: str, message: str, request_id: str) -> dict[str, Any]:
     return {
         "type": "error",
@@ -82,86 +65,86 @@ def error_payload(error_type: str, message: str, request_id: str) -> dict[str, A
     }
 
 
-def _validate_content(content: Any, where: str) -> str | None:
-    if isinstance(content, str):
-        return None
-    if not isinstance(content, list):
-        return f"{where}: Input should be a valid list"
-    for j, block in enumerate(content):
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            return f"{where}.{j}: Input should be a valid dictionary or object to extract fields from"
-        if block["type"] == "text" and not isinstance(block.get("text"), str):
-            return f"{where}.{j}.text: Field required"
-    return None
-
-
-def validate_messages_body(body: dict[str, Any], *, count_tokens: bool = False) -> str | None:
-    """Return the message of a 400 invalid_request_error, or None if the body is acceptable."""
-    required = ("model", "messages") if count_tokens else ("model", "max_tokens", "messages")
-    for name in required:
-        if name not in body:
-            return f"{name}: Field required"
-    model = body["model"]
-    if not isinstance(model, str) or not model:
-        return "model: Input should be a valid string"
-    if not count_tokens:
-        max_tokens = body["max_tokens"]
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
-            return "max_tokens: Input should be a valid integer"
-        if max_tokens < 1:
-            return "max_tokens: Input should be greater than or equal to 1"
-    messages = body["messages"]
-    if not isinstance(messages, list):
-        return "messages: Input should be a valid list"
-    if not messages:
-        return "messages: at least one message is required"
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            return f"messages.{i}: Input should be a valid dictionary"
-        role = message.get("role")
-        if role == "system":
-            return (
-                f'messages.{i}.role: Unexpected role "system". The Messages API accepts a '
-                'top-level `system` parameter, not "system" as an input message role.'
-            )
-        if role not in ("user", "assistant"):
-            return f"messages.{i}.role: Input should be 'user' or 'assistant'"
-        if "content" not in message:
-            return f"messages.{i}.content: Field required"
-        problem = _validate_content(message["content"], f"messages.{i}.content")
-        if problem:
-            return problem
-    system = body.get("system")
-    if system is not None:
-        if isinstance(system, list):
-            for j, block in enumerate(system):
-                if not isinstance(block, dict) or block.get("type") != "text":
-                    return f"system.{j}.type: Input should be 'text'"
-                if not isinstance(block.get("text"), str):
-                    return f"system.{j}.text: Field required"
-        elif not isinstance(system, str):
-            return "system: Input should be a valid string or a list of text blocks"
-    if "stream" in body and not isinstance(body["stream"], bool):
-        return "stream: Input should be a valid boolean"
-    if rejects_sampling_params(model):
-        for param in SAMPLING_PARAMS:
-            if param in body:
-                return f"`{param}` is deprecated for this model."
-    temperature = body.get("temperature")
-    if temperature is not None:
-        if not isinstance(temperature, int | float) or isinstance(temperature, bool):
-            return "temperature: Input should be a valid number"
-        if not 0 <= temperature <= 1:
-            return "temperature: range: 0..1"
-    return None
-
-
-def _has_credentials(headers: dict[str, str]) -> bool:
+def has_credentials(headers: dict[str, str]) -> bool:
     """``x-api-key``, or ``Authorization: Bearer`` (what anthropic SDK 2.x sends for api_key)."""
     if headers.get("x-api-key", "").strip():
         return True
     auth = headers.get("authorization", "")
     return auth.startswith("Bearer ") and bool(auth[len("Bearer ") :].strip())
+
+
+def anthropic_error(status: int, error_type: str, message: str) -> ErrorReply:
+    request_id = random_id("req_")
+    return ErrorReply(status, error_payload(error_type, message, request_id), {"request-id": request_id})
+
+
+def _signature() -> str:
+    return base64.b64encode(secrets.token_bytes(48)).decode()
+
+
+def request_facts(body: dict[str, Any]) -> RequestFacts:
+    facts = RequestFacts()
+    tools = [t for t in body.get("tools") or [] if t.get("type") in (None, "custom")]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and tools:
+        if choice.get("type") == "tool":
+            tool = next(t for t in tools if t["name"] == choice["name"])
+            facts.forced_tool = (tool["name"], tool["input_schema"])
+        elif choice.get("type") == "any":
+            facts.forced_tool = (tools[0]["name"], tools[0]["input_schema"])
+    facts.one_tool_call = isinstance(choice, dict) and choice.get("disable_parallel_tool_use") is True
+    facts.no_tool_calls = isinstance(choice, dict) and choice.get("type") == "none"
+    config = body.get("output_config")
+    for fmt in (body.get("output_format"), config.get("format") if isinstance(config, dict) else None):
+        if isinstance(fmt, dict):
+            facts.json_schema = fmt["schema"]
+    last = body["messages"][-1]
+    content = last["content"]
+    if last["role"] == "user" and isinstance(content, list):
+        results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+        if results:
+            facts.tool_result = " ".join(text_of(b.get("content", "")) for b in results) or "(empty)"
+    thinking = body.get("thinking")
+    facts.thinking = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+    return facts
+
+
+def _usage(config: EmulatorConfig, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": config.cache_creation_tokens,
+        "cache_read_input_tokens": config.cached_tokens,
+        "service_tier": "standard",
+    }
+
+
+def _blocks(answer: Answer) -> list[tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]]:
+    """Each content block as (content_block_start block, stream deltas, complete JSON block)."""
+    result: list[tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]] = []
+    if answer.thinking is not None:
+        signature = _signature()
+        deltas = [{"type": "thinking_delta", "thinking": piece} for piece in answer.thinking]
+        deltas.append({"type": "signature_delta", "signature": signature})
+        thinking = "".join(answer.thinking)
+        result.append(
+            (
+                {"type": "thinking", "thinking": "", "signature": ""},
+                deltas,
+                {"type": "thinking", "thinking": thinking, "signature": signature},
+            )
+        )
+    for pieces in answer.texts:
+        deltas = [{"type": "text_delta", "text": piece} for piece in pieces]
+        result.append(({"type": "text", "text": ""}, deltas, {"type": "text", "text": "".join(pieces)}))
+    for call in answer.tool_calls:
+        tool_id = call.id or random_id("toolu_01", 22)
+        deltas = [{"type": "input_json_delta", "partial_json": ""}]
+        if call.input:
+            deltas += [{"type": "input_json_delta", "partial_json": p} for p in call.argument_pieces()]
+        start = {"type": "tool_use", "id": tool_id, "name": call.name, "input": {}}
+        result.append((start, deltas, {**start, "input": call.input}))
+    return result
 
 
 class AnthropicAPI:
@@ -172,28 +155,26 @@ class AnthropicAPI:
     def request_headers(self) -> dict[str, str]:
         return {"request-id": random_id("req_")}
 
-    def _error(self, status: int, error_type: str, message: str) -> ErrorReply:
-        request_id = random_id("req_")
-        return ErrorReply(status, error_payload(error_type, message, request_id), {"request-id": request_id})
-
     def error_reply(self, status: int, error_type: str | None, message: str | None) -> ErrorReply:
         if error_type is None:
             error_type = STATUS_TO_TYPE.get(status, "api_error" if status >= 500 else "invalid_request_error")
-        return self._error(status, error_type, message or DEFAULT_MESSAGES.get(error_type, "Error"))
+        return anthropic_error(status, error_type, message or DEFAULT_MESSAGES.get(error_type, "Error"))
 
     def status_for_error_type(self, error_type: str | None) -> int:
         return TYPE_TO_STATUS.get(error_type or "api_error", 500)
 
-    def check_request(self, path: str, headers: dict[str, str], body: Any) -> ErrorReply | None:
-        if not _has_credentials(headers):
-            return self._error(401, "authentication_error", "x-api-key header is required")
+    def check_request(
+        self, path: str, headers: dict[str, str], body: Any, state: EmulatorState
+    ) -> ErrorReply | None:
+        if not has_credentials(headers):
+            return anthropic_error(401, "authentication_error", "x-api-key header is required")
         if isinstance(body, InvalidJSON) or body is None:
-            return self._error(400, "invalid_request_error", "There was an error parsing the body.")
+            return anthropic_error(400, "invalid_request_error", "There was an error parsing the body.")
         if not isinstance(body, dict):
-            return self._error(400, "invalid_request_error", "Input should be an object")
-        problem = validate_messages_body(body, count_tokens=path == COUNT_TOKENS_PATH)
+            return anthropic_error(400, "invalid_request_error", "Input should be an object")
+        problem = validate_messages_body(body, state.models, count_tokens=path == COUNT_TOKENS_PATH)
         if problem is not None:
-            return self._error(400, "invalid_request_error", problem)
+            return anthropic_error(400, "invalid_request_error", problem)
         return None
 
     async def respond(
@@ -201,23 +182,32 @@ class AnthropicAPI:
         ex: Exchange,
         path: str,
         body: dict[str, Any],
-        config: EmulatorConfig,
+        state: EmulatorState,
         fault: Fault | None,
     ) -> None:
-        input_tokens = count_input_tokens(body.get("messages"), body.get("system"))
+        input_tokens = count_input_tokens(body.get("messages"), body.get("system"), body.get("tools"))
         if path == COUNT_TOKENS_PATH:
             await ex.send_json(200, {"input_tokens": input_tokens}, self.request_headers())
             return
-        blocks = plan_blocks(config)
+        config = state.config
+        turn = state.pop_turn(self.name)
+        if turn is not None:
+            ex.record.turn = turn.to_json()
+        answer = plan_answer(config, turn, request_facts(body))
+        thinking = body.get("thinking")
+        if (
+            answer.thinking is not None
+            and isinstance(thinking, dict)
+            and thinking.get("display") == "omitted"
+        ):
+            answer.thinking = []
+        blocks = _blocks(answer)
+        stop_reason = anthropic_stop_reason(answer.stop_reason)
         if body.get("stream") is True:
-            fail_after = fault.fail_after_chunks if fault is not None else None
-            error_type = (fault.error_type if fault is not None else None) or "api_error"
-            message = (fault.message if fault is not None else None) or DEFAULT_MESSAGES.get(
-                error_type, "Internal server error"
-            )
-            await self._stream(ex, body, config, blocks, input_tokens, fail_after, error_type, message)
+            await _Stream(ex, body, config, fault, input_tokens, answer).run(blocks, stop_reason)
             return
-        delay = config.first_token_delay_s + config.chunk_delay_s * max(count_deltas(blocks) - 1, 0)
+        deltas = sum(len(b[1]) for b in blocks)
+        delay = config.first_token_delay_s + config.chunk_delay_s * max(deltas - 1, 0)
         if not await ex.sleep(delay):
             return
         payload = {
@@ -225,33 +215,47 @@ class AnthropicAPI:
             "type": "message",
             "role": "assistant",
             "model": body["model"],
-            "content": [{"type": "text", "text": "".join(block)} for block in blocks],
-            "stop_reason": anthropic_stop_reason(config),
+            "content": [block[2] for block in blocks],
+            "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": input_tokens,
-                "output_tokens": count_deltas(blocks),
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "service_tier": "standard",
-            },
+            "usage": _usage(config, input_tokens, answer.output_tokens()),
         }
-        ex.record.chunks_sent = count_deltas(blocks)
+        ex.record.chunks_sent = deltas
         await ex.send_json(200, payload, self.request_headers())
 
-    async def _stream(
+
+class _Stream:
+    """One SSE answer: message_start, the blocks with their deltas, message_delta, message_stop."""
+
+    def __init__(
         self,
         ex: Exchange,
         body: dict[str, Any],
         config: EmulatorConfig,
-        blocks: list[list[str]],
+        fault: Fault | None,
         input_tokens: int,
-        fail_after: int | None,
-        error_type: str,
-        message: str,
+        answer: Answer,
     ) -> None:
-        request_id = random_id("req_")
-        if not await ex.start_stream({"request-id": request_id}):
+        self.ex = ex
+        self.body = body
+        self.config = config
+        self.fail_after = fault.fail_after_chunks if fault is not None else None
+        self.error_type = (fault.error_type if fault is not None else None) or "api_error"
+        self.message = (fault.message if fault is not None else None) or DEFAULT_MESSAGES.get(
+            self.error_type, "Internal server error"
+        )
+        self.input_tokens = input_tokens
+        self.answer = answer
+        self.request_id = random_id("req_")
+
+    async def _send(self, payload: dict[str, Any]) -> bool:
+        return await self.ex.send_event(sse_frame(payload, payload["type"]))
+
+    async def run(
+        self, blocks: list[tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]], stop_reason: str
+    ) -> None:
+        ex, config = self.ex, self.config
+        if not await ex.start_stream({"request-id": self.request_id}):
             return
         start = {
             "type": "message_start",
@@ -259,72 +263,59 @@ class AnthropicAPI:
                 "id": random_id("msg_01"),
                 "type": "message",
                 "role": "assistant",
-                "model": body["model"],
+                "model": self.body["model"],
                 "content": [],
                 "stop_reason": None,
                 "stop_sequence": None,
-                "usage": {
-                    "input_tokens": input_tokens,
-                    "output_tokens": 1,
-                    "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": 0,
-                    "service_tier": "standard",
-                },
+                "usage": _usage(config, self.input_tokens, 1),
             },
         }
-        if not await ex.send_event(sse_frame(start, "message_start")):
+        if not await self._send(start):
             return
         if config.ping_before_first and not await ex.send_event(_PING):
             return
         if not await ex.sleep(config.first_token_delay_s):
             return
         sent = 0
-        for index, pieces in enumerate(blocks):
-            block_start = {
-                "type": "content_block_start",
-                "index": index,
-                "content_block": {"type": "text", "text": ""},
-            }
-            if not await ex.send_event(sse_frame(block_start, "content_block_start")):
+        for index, (block_start, deltas, _) in enumerate(blocks):
+            if not await self._send(
+                {"type": "content_block_start", "index": index, "content_block": block_start}
+            ):
                 return
             if index == 0 and not await ex.send_event(_PING):
                 return
-            for piece in pieces:
-                if fail_after is not None and sent >= fail_after:
-                    await self._fail(ex, error_type, message, request_id)
+            for delta in deltas:
+                if self.fail_after is not None and sent >= self.fail_after:
+                    await self._fail()
                     return
                 if sent > 0 and not await ex.sleep(config.chunk_delay_s):
                     return
-                delta = {
-                    "type": "content_block_delta",
-                    "index": index,
-                    "delta": {"type": "text_delta", "text": piece},
-                }
-                if not await ex.send_event(sse_frame(delta, "content_block_delta")):
+                if not await self._send({"type": "content_block_delta", "index": index, "delta": delta}):
                     return
                 sent += 1
                 ex.record.chunks_sent = sent
-            stop = {"type": "content_block_stop", "index": index}
-            if not await ex.send_event(sse_frame(stop, "content_block_stop")):
+            if not await self._send({"type": "content_block_stop", "index": index}):
                 return
-        if fail_after is not None and sent >= fail_after:
-            await self._fail(ex, error_type, message, request_id)
+        if self.fail_after is not None and sent >= self.fail_after:
+            await self._fail()
             return
+        usage = _usage(config, self.input_tokens, self.answer.output_tokens())
+        del usage["service_tier"]
         message_delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": anthropic_stop_reason(config), "stop_sequence": None},
-            "usage": {"output_tokens": sent},
+            "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+            "usage": usage,
         }
-        if not await ex.send_event(sse_frame(message_delta, "message_delta")):
+        if not await self._send(message_delta):
             return
-        if not await ex.send_event(sse_frame({"type": "message_stop"}, "message_stop")):
+        if not await self._send({"type": "message_stop"}):
             return
         await ex.end_stream()
 
-    async def _fail(self, ex: Exchange, error_type: str, message: str, request_id: str) -> None:
-        frame = sse_frame(error_payload(error_type, message, request_id), "error")
-        if await ex.send_event(frame):
-            await ex.end_stream(failed=True)
+    async def _fail(self) -> None:
+        frame = sse_frame(error_payload(self.error_type, self.message, self.request_id), "error")
+        if await self.ex.send_event(frame):
+            await self.ex.end_stream(failed=True)
 
 
 _PING = sse_frame({"type": "ping"}, "ping")

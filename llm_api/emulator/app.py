@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from llm_api.emulator.anthropic_api import COUNT_TOKENS_PATH, MESSAGES_PATH, AnthropicAPI
 from llm_api.emulator.control import PREFIX, handle_control
 from llm_api.emulator.exchange import read_body, send_plain_json
+from llm_api.emulator.models_api import MODELS_PATH, AnthropicModelsAPI, OpenAIModelsAPI
 from llm_api.emulator.openai_api import CHAT_PATH, OpenAIAPI
 from llm_api.emulator.state import EmulatorState
 from llm_api.emulator.upstream import ProviderAPI, handle_upstream
@@ -27,6 +28,8 @@ class EmulatorApp:
             COUNT_TOKENS_PATH: anthropic,
             CHAT_PATH: openai,
         }
+        self.anthropic_models = AnthropicModelsAPI()
+        self.openai_models = OpenAIModelsAPI()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -39,7 +42,11 @@ class EmulatorApp:
         if path == PREFIX or path.startswith(PREFIX + "/"):
             await handle_control(self.state, method, path, receive, send)
             return
-        api = self.routes.get(path.rstrip("/"))
+        route = path.rstrip("/")
+        if route == MODELS_PATH or route.startswith(MODELS_PATH + "/"):
+            await self._models(scope, receive, send, method)
+            return
+        api = self.routes.get(route)
         if api is None:
             await read_body(receive)
             await send_plain_json(send, 404, _not_found(scope, path))
@@ -49,6 +56,20 @@ class EmulatorApp:
             await send_plain_json(send, 405, _not_allowed(api.name, method))
             return
         await handle_upstream(api, self.state, scope, receive, send)
+
+    async def _models(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
+        api: ProviderAPI = (
+            self.anthropic_models if _has_header(scope, b"anthropic-version") else self.openai_models
+        )
+        if method != "GET":
+            await read_body(receive)
+            await send_plain_json(send, 405, _not_allowed(api.name, method))
+            return
+        await handle_upstream(api, self.state, scope, receive, send)
+
+
+def _has_header(scope: Scope, name: bytes) -> bool:
+    return any(key.lower() == name for key, _ in scope.get("headers", []))
 
 
 def _is_anthropic_client(scope: Scope) -> bool:

@@ -7,6 +7,8 @@ import secrets
 import string
 from typing import Any
 
+import orjson
+
 from llm_api.emulator.state import EmulatorConfig
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -33,12 +35,14 @@ def random_id(prefix: str, length: int = 24) -> str:
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
-def anthropic_stop_reason(config: EmulatorConfig) -> str:
-    return _TO_ANTHROPIC.get(config.stop_reason, config.stop_reason)
+def anthropic_stop_reason(reason: str) -> str:
+    """``reason`` in Anthropic's vocabulary (the config may use either provider's)."""
+    return _TO_ANTHROPIC.get(reason, reason)
 
 
-def openai_finish_reason(config: EmulatorConfig) -> str:
-    return _TO_OPENAI.get(config.stop_reason, config.stop_reason)
+def openai_finish_reason(reason: str) -> str:
+    """``reason`` in OpenAI's vocabulary (the config may use either provider's)."""
+    return _TO_OPENAI.get(reason, reason)
 
 
 def split_text(text: str, chunks: int | None) -> list[str]:
@@ -82,6 +86,9 @@ def count_deltas(blocks: list[list[str]]) -> int:
     return sum(len(block) for block in blocks)
 
 
+IMAGE_TOKENS = 85  # per image part, whatever its size (OpenAI's price of a low-detail image)
+
+
 def _words_in_content(content: Any) -> int:
     if isinstance(content, str):
         return len(content.split())
@@ -92,18 +99,40 @@ def _words_in_content(content: Any) -> int:
                 text = part.get("text")
                 if isinstance(text, str):
                     total += len(text.split())
+                elif part.get("type") in ("image", "image_url"):
+                    total += IMAGE_TOKENS
                 elif "content" in part:  # e.g. Anthropic tool_result blocks
                     total += _words_in_content(part["content"])
+                elif isinstance(part.get("input"), dict):  # Anthropic tool_use blocks
+                    total += _json_words(part["input"])
             elif isinstance(part, str):
                 total += len(part.split())
     return total
 
 
-def count_input_tokens(messages: Any, system: Any = None) -> int:
-    """Deterministic "token" count: whitespace-separated words over system + messages, min 1."""
+def _json_words(value: Any) -> int:
+    return len(orjson.dumps(value).replace(b",", b" ").replace(b":", b" ").split())
+
+
+def count_input_tokens(messages: Any, system: Any = None, tools: Any = None) -> int:
+    """Deterministic "token" count: whitespace-separated words over system + messages, min 1.
+
+    An image counts ``IMAGE_TOKENS``; tool definitions and tool-call inputs count the words of
+    their JSON (commas and colons as spaces).
+    """
     total = _words_in_content(system)
     if isinstance(messages, list):
         for message in messages:
             if isinstance(message, dict):
                 total += _words_in_content(message.get("content"))
+                for call in message.get("tool_calls") or []:
+                    total += _json_words(call)
+    if tools:
+        total += _json_words(tools)
     return max(total, 1)
+
+
+def split_chars(text: str, parts: int) -> list[str]:
+    """``text`` in up to ``parts`` non-empty pieces of about equal length (JSON, say)."""
+    size = max(-(-len(text) // max(parts, 1)), 1)
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]

@@ -8,9 +8,21 @@ import orjson
 from starlette.types import Receive, Send
 
 from llm_api.emulator.exchange import read_body, send_plain_json
-from llm_api.emulator.state import ControlError, EmulatorState, merge_config, parse_faults
+from llm_api.emulator.parsing import merge_config, parse_faults, parse_models, parse_turns
+from llm_api.emulator.state import ControlError, EmulatorState
 
 PREFIX = "/_emulator"
+
+_ROUTES: dict[str, tuple[str, ...]] = {
+    "/health": ("GET",),
+    "/reset": ("POST",),
+    "/config": ("GET", "POST"),
+    "/faults": ("GET", "POST", "DELETE"),
+    "/turns": ("GET", "POST", "DELETE"),
+    "/models": ("GET", "POST", "DELETE"),
+    "/requests": ("GET", "DELETE"),
+    "/stats": ("GET",),
+}
 
 
 async def handle_control(state: EmulatorState, method: str, path: str, receive: Receive, send: Send) -> None:
@@ -36,17 +48,9 @@ def _json(raw: bytes) -> Any:
 
 
 def _dispatch(state: EmulatorState, method: str, route: str, raw: bytes) -> tuple[int, Any]:
-    routes: dict[str, tuple[str, ...]] = {
-        "/health": ("GET",),
-        "/reset": ("POST",),
-        "/config": ("GET", "POST"),
-        "/faults": ("GET", "POST", "DELETE"),
-        "/requests": ("GET",),
-        "/stats": ("GET",),
-    }
-    if route not in routes:
+    if route not in _ROUTES:
         return 404, {"error": f"unknown control endpoint {route!r}"}
-    if method not in routes[route]:
+    if method not in _ROUTES[route]:
         return 405, {"error": f"method {method} not allowed on {route}"}
     if route == "/health":
         return 200, {"ok": True}
@@ -63,6 +67,21 @@ def _dispatch(state: EmulatorState, method: str, route: str, raw: bytes) -> tupl
         elif method == "DELETE":
             state.faults.clear()
         return 200, {"queued": len(state.faults), "faults": [f.to_json() for f in state.faults]}
+    if route == "/turns":
+        if method == "POST":
+            state.turns.extend(parse_turns(_json(raw)))
+        elif method == "DELETE":
+            state.turns.clear()
+        return 200, {"queued": len(state.turns), "turns": [t.to_json() for t in state.turns]}
+    if route == "/models":
+        if method == "POST":
+            state.models = parse_models(_json(raw))
+        elif method == "DELETE":
+            state.reset_models()
+        return 200, {"models": [m.to_json() for m in state.models]}
     if route == "/requests":
+        if method == "DELETE":
+            state.records.clear()
+            return 200, []
         return 200, [record.to_json() for record in state.records]
     return 200, state.stats()

@@ -5,22 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from llm_api.emulator.content import (
-    count_deltas,
-    count_input_tokens,
-    openai_finish_reason,
-    plan_blocks,
-    random_id,
-)
+from llm_api.emulator.answer import Answer, RequestFacts, plan_answer, text_of
+from llm_api.emulator.content import count_input_tokens, openai_finish_reason, random_id
 from llm_api.emulator.exchange import Exchange, sse_frame
-from llm_api.emulator.state import EmulatorConfig, Fault, Provider
+from llm_api.emulator.openai_validate import error_payload, validate_chat_body
+from llm_api.emulator.state import EmulatorConfig, EmulatorState, Fault, Provider
 from llm_api.emulator.upstream import ErrorReply, InvalidJSON
 
 CHAT_PATH = "/v1/chat/completions"
-
-# Reasoning models: only the default temperature, and max_completion_tokens not max_tokens.
-REASONING_MODEL_PREFIXES: tuple[str, ...] = ("o1", "o3", "o4", "gpt-5")
-VALID_ROLES: tuple[str, ...] = ("system", "developer", "user", "assistant", "tool", "function")
 
 # status -> (error type, code)
 STATUS_TO_ERROR: dict[int, tuple[str, str | None]] = {
@@ -54,110 +46,53 @@ DEFAULT_MESSAGES: dict[int, str] = {
     503: "The engine is currently overloaded, please try again later.",
 }
 STREAM_ERROR_MESSAGE = "The server had an error while processing your request. Sorry about that!"
+NO_KEY_MESSAGE = (
+    "You didn't provide an API key. You need to provide your API key in an "
+    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
 
 
-def is_reasoning_model(model: str) -> bool:
-    return model.startswith(REASONING_MODEL_PREFIXES)
+def has_bearer(headers: dict[str, str]) -> bool:
+    auth = headers.get("authorization", "")
+    return auth.startswith("Bearer ") and bool(auth[len("Bearer ") :].strip())
 
 
-def error_payload(
-    message: str, error_type: str, param: str | None = None, code: str | None = None
-) -> dict[str, Any]:
-    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
-
-
-def _format_number(value: Any) -> str:
-    return str(value)
-
-
-def validate_chat_body(body: dict[str, Any]) -> ErrorReply | None:
-    """Return a 400 in OpenAI's format, or None if the body is acceptable."""
-
-    def bad(message: str, param: str | None = None, code: str | None = None) -> ErrorReply:
-        return ErrorReply(400, error_payload(message, "invalid_request_error", param, code))
-
-    model = body.get("model")
-    if not model:
-        return bad("you must provide a model parameter")
-    if not isinstance(model, str):
-        return bad("Invalid type for 'model': expected a string.", "model", "invalid_type")
-    if "messages" not in body:
-        return bad("Missing required parameter: 'messages'.", "messages", "missing_required_parameter")
+def request_facts(body: dict[str, Any]) -> RequestFacts:
+    facts = RequestFacts()
+    functions = [t["function"] for t in body.get("tools") or [] if t.get("type") == "function"]
+    choice = body.get("tool_choice")
+    forced: dict[str, Any] | None = None
+    if choice == "required" and functions:
+        forced = functions[0]
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        forced = next((f for f in functions if f["name"] == choice["function"]["name"]), None)
+    if forced is not None:
+        facts.forced_tool = (forced["name"], forced.get("parameters") or {"type": "object"})
+    facts.one_tool_call = body.get("parallel_tool_calls") is False
+    facts.no_tool_calls = choice == "none"
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        facts.json_schema = fmt["json_schema"].get("schema") or {"type": "object"}
+    elif isinstance(fmt, dict) and fmt.get("type") == "json_object":
+        facts.json_object = True
     messages = body["messages"]
-    if not isinstance(messages, list):
-        return bad("Invalid type for 'messages': expected an array.", "messages", "invalid_type")
-    if not messages:
-        return bad(
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
-            "but got an empty array instead.",
-            "messages",
-            "empty_array",
-        )
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            return bad(
-                f"Invalid type for 'messages[{i}]': expected an object.",
-                f"messages[{i}]",
-                "invalid_type",
-            )
-        role = message.get("role")
-        if role not in VALID_ROLES:
-            return bad(
-                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', "
-                "'function', 'tool', and 'developer'.",
-                f"messages[{i}].role",
-                "invalid_value",
-            )
-    if "stream" in body and body["stream"] is not None and not isinstance(body["stream"], bool):
-        return bad("Invalid type for 'stream': expected a boolean.", "stream", "invalid_type")
-    if body.get("stream_options") is not None and body.get("stream") is not True:
-        return bad(
-            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-            "stream_options",
-        )
-    if is_reasoning_model(model):
-        temperature = body.get("temperature")
-        if temperature is not None and temperature != 1:
-            return bad(
-                f"Unsupported value: 'temperature' does not support {_format_number(temperature)} "
-                "with this model. Only the default (1) value is supported.",
-                "temperature",
-                "unsupported_value",
-            )
-        if body.get("max_tokens") is not None:
-            return bad(
-                "Unsupported parameter: 'max_tokens' is not supported with this model. "
-                "Use 'max_completion_tokens' instead.",
-                "max_tokens",
-                "unsupported_parameter",
-            )
-    temperature = body.get("temperature")
-    if temperature is not None:
-        if not isinstance(temperature, int | float) or isinstance(temperature, bool):
-            return bad("Invalid type for 'temperature': expected a number.", "temperature", "invalid_type")
-        if temperature > 2:
-            return bad(
-                "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, "
-                f"but got {_format_number(temperature)} instead.",
-                "temperature",
-                "decimal_above_max_value",
-            )
-        if temperature < 0:
-            return bad(
-                "Invalid 'temperature': decimal below minimum value. Expected a value >= 0, "
-                f"but got {_format_number(temperature)} instead.",
-                "temperature",
-                "decimal_below_min_value",
-            )
-    return None
+    results: list[str] = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        results.insert(0, text_of(message.get("content")))
+    if results:
+        facts.tool_result = " ".join(r for r in results if r) or "(empty)"
+    return facts
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def _usage(config: EmulatorConfig, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    prompt = prompt_tokens + config.cached_tokens
     return {
-        "prompt_tokens": prompt_tokens,
+        "prompt_tokens": prompt,
         "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "total_tokens": prompt + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": config.cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": 0,
             "audio_tokens": 0,
@@ -165,6 +100,13 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
             "rejected_prediction_tokens": 0,
         },
     }
+
+
+def _with_ids(answer: Answer) -> list[tuple[str, str, list[str]]]:
+    """Each tool call as (id, name, argument fragments)."""
+    return [
+        (call.id or random_id("call_", 24), call.name, call.argument_pieces()) for call in answer.tool_calls
+    ]
 
 
 class OpenAIAPI:
@@ -185,14 +127,11 @@ class OpenAIAPI:
     def status_for_error_type(self, error_type: str | None) -> int:
         return TYPE_TO_STATUS.get(error_type or "server_error", 500)
 
-    def check_request(self, path: str, headers: dict[str, str], body: Any) -> ErrorReply | None:
-        auth = headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or not auth[len("Bearer ") :].strip():
-            message = (
-                "You didn't provide an API key. You need to provide your API key in an "
-                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-            )
-            return ErrorReply(401, error_payload(message, "invalid_request_error"))
+    def check_request(
+        self, path: str, headers: dict[str, str], body: Any, state: EmulatorState
+    ) -> ErrorReply | None:
+        if not has_bearer(headers):
+            return ErrorReply(401, error_payload(NO_KEY_MESSAGE, "invalid_request_error"))
         if isinstance(body, InvalidJSON) or not isinstance(body, dict):
             message = (
                 "We could not parse the JSON body of your request. (HINT: This likely means "
@@ -200,122 +139,149 @@ class OpenAIAPI:
                 "payload, but what was sent was not valid JSON.)"
             )
             return ErrorReply(400, error_payload(message, "invalid_request_error"))
-        return validate_chat_body(body)
+        return validate_chat_body(body, state.models)
 
     async def respond(
         self,
         ex: Exchange,
         path: str,
         body: dict[str, Any],
-        config: EmulatorConfig,
+        state: EmulatorState,
         fault: Fault | None,
     ) -> None:
-        pieces = [piece for block in plan_blocks(config) for piece in block]
-        prompt_tokens = count_input_tokens(body.get("messages"))
+        config = state.config
+        turn = state.pop_turn(self.name)
+        if turn is not None:
+            ex.record.turn = turn.to_json()
+        answer = plan_answer(config, turn, request_facts(body))
+        pieces = [piece for block in answer.texts for piece in block]
+        calls = _with_ids(answer)
+        prompt_tokens = count_input_tokens(body.get("messages"), None, body.get("tools"))
         completion_id = random_id("chatcmpl-", 29)
         created = int(time.time())
-        if body.get("stream") is True:
-            options = body.get("stream_options")
-            include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            fail_after = fault.fail_after_chunks if fault is not None else None
-            error_type = (fault.error_type if fault is not None else None) or "server_error"
-            message = (fault.message if fault is not None else None) or STREAM_ERROR_MESSAGE
-            base = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": body["model"],
-                "service_tier": "default",
-                "system_fingerprint": None,
-            }
-            if include_usage:
-                base["usage"] = None
-            await self._stream(
-                ex,
-                base,
-                config,
-                pieces,
-                prompt_tokens,
-                include_usage,
-                fail_after,
-                error_type,
-                message,
-            )
-            return
-        delay = config.first_token_delay_s + config.chunk_delay_s * max(len(pieces) - 1, 0)
-        if not await ex.sleep(delay):
-            return
-        payload = {
+        finish_reason = openai_finish_reason(answer.stop_reason)
+        base = {
             "id": completion_id,
-            "object": "chat.completion",
+            "object": "chat.completion.chunk",
             "created": created,
             "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {
-                        "role": "assistant",
-                        "content": "".join(pieces),
-                        "refusal": None,
-                        "annotations": [],
-                    },
-                    "logprobs": None,
-                    "finish_reason": openai_finish_reason(config),
-                }
-            ],
-            "usage": _usage(prompt_tokens, count_deltas([pieces])),
             "service_tier": "default",
             "system_fingerprint": None,
         }
-        ex.record.chunks_sent = len(pieces)
+        if body.get("stream") is True:
+            options = body.get("stream_options")
+            include_usage = isinstance(options, dict) and options.get("include_usage") is True
+            if include_usage:
+                base["usage"] = None
+            stream = _Stream(ex, base, config, fault, include_usage)
+            await stream.run(
+                pieces, calls, finish_reason, _usage(config, prompt_tokens, answer.output_tokens())
+            )
+            return
+        deltas = len(pieces) + sum(len(fragments) + 1 for _, _, fragments in calls)
+        delay = config.first_token_delay_s + config.chunk_delay_s * max(deltas - 1, 0)
+        if not await ex.sleep(delay):
+            return
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(pieces) if pieces or not calls else None,
+            "refusal": None,
+            "annotations": [],
+        }
+        if calls:
+            message["tool_calls"] = [
+                {"id": tool_id, "type": "function", "function": {"name": name, "arguments": "".join(args)}}
+                for tool_id, name, args in calls
+            ]
+        payload = {
+            **base,
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+            "usage": _usage(config, prompt_tokens, answer.output_tokens()),
+        }
+        ex.record.chunks_sent = deltas
         await ex.send_json(200, payload, self.request_headers())
 
-    async def _stream(
+
+class _Stream:
+    """One SSE answer: a role chunk, content deltas, tool-call deltas, the finish, usage, [DONE]."""
+
+    def __init__(
         self,
         ex: Exchange,
         base: dict[str, Any],
         config: EmulatorConfig,
-        pieces: list[str],
-        prompt_tokens: int,
+        fault: Fault | None,
         include_usage: bool,
-        fail_after: int | None,
-        error_type: str,
-        message: str,
     ) -> None:
-        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-            return sse_frame({**base, "choices": [choice]})
+        self.ex = ex
+        self.base = base
+        self.config = config
+        self.fail_after = fault.fail_after_chunks if fault is not None else None
+        self.error_type = (fault.error_type if fault is not None else None) or "server_error"
+        self.message = (fault.message if fault is not None else None) or STREAM_ERROR_MESSAGE
+        self.include_usage = include_usage
+        self.sent = 0
 
-        if not await ex.start_stream(self.request_headers()):
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return sse_frame({**self.base, "choices": [choice]})
+
+    async def _delta(self, delta: dict[str, Any]) -> bool | None:
+        """Send one counted delta. None: the scripted failure happened (stop); False: client gone."""
+        ex = self.ex
+        if self.fail_after is not None and self.sent >= self.fail_after:
+            # What OpenAI does on a mid-stream failure: an error object as the SSE data,
+            # then the stream ends without [DONE]. The openai SDK raises openai.APIError.
+            if await ex.send_event(sse_frame(error_payload(self.message, self.error_type))):
+                await ex.end_stream(failed=True)
+            return None
+        if self.sent > 0 and not await ex.sleep(self.config.chunk_delay_s):
+            return False
+        if not await ex.send_event(self._chunk(delta)):
+            return False
+        self.sent += 1
+        ex.record.chunks_sent = self.sent
+        return True
+
+    async def run(
+        self,
+        pieces: list[str],
+        calls: list[tuple[str, str, list[str]]],
+        finish_reason: str,
+        usage: dict[str, Any],
+    ) -> None:
+        ex, config = self.ex, self.config
+        if not await ex.start_stream({"x-request-id": random_id("req_", 32), "openai-processing-ms": "1"}):
             return
         if config.ping_before_first and not await ex.send_event(b": ping\n\n"):
             return
         if not await ex.sleep(config.first_token_delay_s):
             return
-        if not await ex.send_event(chunk({"role": "assistant", "content": "", "refusal": None})):
+        role = {"role": "assistant", "content": "" if pieces or not calls else None, "refusal": None}
+        if not await ex.send_event(self._chunk(role)):
             return
-        sent = 0
-        for piece in pieces:
-            if fail_after is not None and sent >= fail_after:
-                break
-            if sent > 0 and not await ex.sleep(config.chunk_delay_s):
+        deltas: list[dict[str, Any]] = [{"content": piece} for piece in pieces]
+        for index, (tool_id, name, fragments) in enumerate(calls):
+            first = {
+                "index": index,
+                "id": tool_id,
+                "type": "function",
+                "function": {"name": name, "arguments": ""},
+            }
+            deltas.append({"tool_calls": [first]})
+            deltas += [{"tool_calls": [{"index": index, "function": {"arguments": f}}]} for f in fragments]
+        for delta in deltas:
+            if not await self._delta(delta):
                 return
-            if not await ex.send_event(chunk({"content": piece})):
-                return
-            sent += 1
-            ex.record.chunks_sent = sent
-        if fail_after is not None and sent >= fail_after:
-            # What OpenAI does on a mid-stream failure: an error object as the SSE data,
-            # then the stream ends without [DONE]. The openai SDK raises openai.APIError.
-            if await ex.send_event(sse_frame(error_payload(message, error_type))):
-                await ex.end_stream(failed=True)
+        if self.fail_after is not None and self.sent >= self.fail_after:
+            await self._delta({})
             return
-        if not await ex.send_event(chunk({}, openai_finish_reason(config))):
+        if not await ex.send_event(self._chunk({}, finish_reason)):
             return
-        if include_usage:
-            usage_chunk = {**base, "choices": [], "usage": _usage(prompt_tokens, sent)}
-            if not await ex.send_event(sse_frame(usage_chunk)):
-                return
+        usage_chunk = sse_frame({**self.base, "choices": [], "usage": usage})
+        if self.include_usage and not await ex.send_event(usage_chunk):
+            return
         if not await ex.send_event(b"data: [DONE]\n\n"):
             return
         await ex.end_stream()

@@ -1,21 +1,38 @@
-"""In-memory state of the emulator: scripted behaviour (config, fault queue) and recording."""
+"""In-memory state of the emulator: scripted behaviour (config, turns, faults, models) and recording."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Provider = Literal["anthropic", "openai"]
+from llm_api.emulator.catalogue import ModelEntry, Provider, default_models
+
+__all__ = ["Provider"]  # re-exported for the provider modules
+
 Outcome = Literal["completed", "client_disconnected", "error", "in_progress"]
 PROVIDERS: tuple[Provider, ...] = ("anthropic", "openai")
 
 DEFAULT_TEXT = "Hello from the emulator."
+DEFAULT_THINKING = "Let me think about this step by step."
+DEFAULT_MAX_RECORDS = 1000
+DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
 class ControlError(ValueError):
     """A control-plane request body was invalid (answered with HTTP 400)."""
+
+
+@dataclass
+class ToolCallSpec:
+    """One scripted tool call: the model "calls" ``name`` with ``input``."""
+
+    name: str
+    input: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None  # default: a fresh ``toolu_...`` / ``call_...`` id per answer
 
 
 @dataclass
@@ -29,6 +46,23 @@ class EmulatorConfig:
     chunk_delay_s: float = 0.0
     stop_reason: str = "end_turn"
     ping_before_first: bool = False
+    tool_calls: list[ToolCallSpec] | None = None  # every answer calls these (after the text)
+    thinking_text: str = DEFAULT_THINKING
+    cached_tokens: int = 0  # OpenAI cached_tokens / Anthropic cache_read_input_tokens
+    cache_creation_tokens: int = 0  # Anthropic cache_creation_input_tokens
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Turn:
+    """One scripted answer, consumed by exactly one generating request (FIFO)."""
+
+    provider: Provider | None = None
+    text: str | None = None
+    tool_calls: list[ToolCallSpec] = field(default_factory=list)
+    stop_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,12 +90,19 @@ class Fault:
 
 @dataclass
 class RequestRecord:
-    """What the emulator saw and what it answered, for ``GET /_emulator/requests``."""
+    """What the emulator saw and what it answered, for ``GET /_emulator/requests``.
+
+    ``body`` is the parsed JSON exactly as received (unknown fields included); ``headers`` are
+    all request headers with credentials replaced by a fingerprint (see ``fingerprint``).
+    """
 
     id: int
     provider: Provider
+    method: str
     path: str
+    query: str
     body: Any
+    body_bytes: int
     headers: dict[str, str]
     received_at: float
     stream: bool = False
@@ -71,6 +112,7 @@ class RequestRecord:
     disconnected_at: float | None = None
     finished_at: float | None = None
     fault: dict[str, Any] | None = None
+    turn: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,97 +123,42 @@ class RequestRecord:
             self.finished_at = time.time()
 
 
-def _check_type(name: str, value: Any, types: tuple[type, ...], *, nullable: bool) -> None:
-    if value is None and nullable:
-        return
-    # bool is a subclass of int: refuse it where a number is expected.
-    if isinstance(value, bool) and bool not in types:
-        raise ControlError(f"{name}: wrong type")
-    if not isinstance(value, types):
-        raise ControlError(f"{name}: wrong type")
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
 
 
-_CONFIG_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
-    "text": ((str,), False),
-    "chunks": ((int,), True),
-    "blocks": ((list,), True),
-    "first_token_delay_s": ((int, float), False),
-    "chunk_delay_s": ((int, float), False),
-    "stop_reason": ((str,), False),
-    "ping_before_first": ((bool,), False),
-}
+@dataclass
+class RecordLog:
+    """The newest records only: at most ``max_records`` and about ``max_bytes`` of bodies."""
 
-_FAULT_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
-    "provider": ((str,), True),
-    "status": ((int,), True),
-    "retry_after": ((str, int, float), True),
-    "retry_after_ms": ((str, int, float), True),
-    "hang": ((bool,), False),
-    "delay_s": ((int, float), False),
-    "drop": ((bool,), False),
-    "garbage": ((bool,), False),
-    "fail_after_chunks": ((int,), True),
-    "error_type": ((str,), True),
-    "message": ((str,), True),
-}
+    max_records: int = DEFAULT_MAX_RECORDS
+    max_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    _records: deque[RequestRecord] = field(default_factory=deque)
+    _bytes: int = 0
 
+    def append(self, record: RequestRecord) -> None:
+        self._records.append(record)
+        self._bytes += record.body_bytes
+        # The newest record always stays, however large its body.
+        while len(self._records) > 1 and (
+            len(self._records) > self.max_records or self._bytes > self.max_bytes
+        ):
+            self._bytes -= self._records.popleft().body_bytes
 
-def _check_fields(name: str, raw: Any, spec: dict[str, tuple[tuple[type, ...], bool]]) -> None:
-    if not isinstance(raw, dict):
-        raise ControlError(f"{name}: expected a JSON object")
-    unknown = sorted(set(raw) - set(spec))
-    if unknown:
-        raise ControlError(f"{name}: unknown field(s) {unknown}")
-    for key, value in raw.items():
-        types, nullable = spec[key]
-        _check_type(f"{name}.{key}", value, types, nullable=nullable)
+    def clear(self) -> None:
+        self._records.clear()
+        self._bytes = 0
 
+    def __iter__(self) -> Iterator[RequestRecord]:
+        return iter(self._records)
 
-def merge_config(current: EmulatorConfig, raw: Any) -> EmulatorConfig:
-    """Return ``current`` updated with the fields present in ``raw`` (validated)."""
-    _check_fields("config", raw, _CONFIG_TYPES)
-    values = {f.name: getattr(current, f.name) for f in fields(EmulatorConfig)}
-    values.update(raw)
-    blocks = values["blocks"]
-    if blocks is not None and (not blocks or not all(isinstance(b, str) for b in blocks)):
-        raise ControlError("config.blocks: expected a non-empty list of strings")
-    if values["chunks"] is not None and values["chunks"] < 1:
-        raise ControlError("config.chunks: must be >= 1")
-    if values["first_token_delay_s"] < 0 or values["chunk_delay_s"] < 0:
-        raise ControlError("config: delays must be >= 0")
-    return EmulatorConfig(**values)
+    def __len__(self) -> int:
+        return len(self._records)
 
-
-def parse_faults(raw: Any) -> list[Fault]:
-    """Parse the body of ``POST /_emulator/faults``."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("faults"), list):
-        raise ControlError('faults: expected {"faults": [...], "provider": ...}')
-    default_provider = raw.get("provider")
-    if default_provider is not None and default_provider not in PROVIDERS:
-        raise ControlError(f"provider: expected one of {list(PROVIDERS)} or null")
-    unknown = sorted(set(raw) - {"faults", "provider"})
-    if unknown:
-        raise ControlError(f"faults: unknown field(s) {unknown}")
-    result: list[Fault] = []
-    for i, item in enumerate(raw["faults"]):
-        _check_fields(f"faults[{i}]", item, _FAULT_TYPES)
-        values = dict(item)
-        values.setdefault("provider", default_provider)
-        if values["provider"] is not None and values["provider"] not in PROVIDERS:
-            raise ControlError(f"faults[{i}].provider: expected one of {list(PROVIDERS)} or null")
-        for key in ("retry_after", "retry_after_ms"):
-            if values.get(key) is not None:
-                values[key] = str(values[key])
-        status = values.get("status")
-        if status is not None and not 400 <= status <= 599:
-            raise ControlError(f"faults[{i}].status: must be a 4xx or 5xx code")
-        fac = values.get("fail_after_chunks")
-        if fac is not None and fac < 0:
-            raise ControlError(f"faults[{i}].fail_after_chunks: must be >= 0")
-        if values.get("delay_s", 0) < 0:
-            raise ControlError(f"faults[{i}].delay_s: must be >= 0")
-        result.append(Fault(**values))
-    return result
+    @property
+    def body_bytes(self) -> int:
+        return self._bytes
 
 
 @dataclass
@@ -180,13 +167,27 @@ class EmulatorState:
 
     config: EmulatorConfig = field(default_factory=EmulatorConfig)
     faults: deque[Fault] = field(default_factory=deque)
-    records: list[RequestRecord] = field(default_factory=list)
+    turns: deque[Turn] = field(default_factory=deque)
+    models: list[ModelEntry] = field(default_factory=default_models)
+    records: RecordLog = field(
+        default_factory=lambda: RecordLog(
+            _env_int("EMULATOR_MAX_RECORDS", DEFAULT_MAX_RECORDS),
+            _env_int("EMULATOR_MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES),
+        )
+    )
+    counts: dict[Provider, int] = field(default_factory=lambda: dict.fromkeys(PROVIDERS, 0))
     _next_id: int = 1
 
     def reset(self) -> None:
         self.config = EmulatorConfig()
         self.faults.clear()
+        self.turns.clear()
+        self.models = default_models()
         self.records.clear()
+        self.counts = dict.fromkeys(PROVIDERS, 0)
+
+    def reset_models(self) -> None:
+        self.models = default_models()
 
     def pop_fault(self, provider: Provider) -> Fault | None:
         """Remove and return the oldest queued fault that applies to ``provider``."""
@@ -196,24 +197,26 @@ class EmulatorState:
                 return fault
         return None
 
-    def new_record(self, provider: Provider, path: str, body: Any, headers: dict[str, str]) -> RequestRecord:
-        record = RequestRecord(
-            id=self._next_id,
-            provider=provider,
-            path=path,
-            body=body,
-            headers=headers,
-            received_at=time.time(),
-        )
+    def pop_turn(self, provider: Provider) -> Turn | None:
+        """Remove and return the oldest scripted turn that applies to ``provider``."""
+        for turn in self.turns:
+            if turn.provider is None or turn.provider == provider:
+                self.turns.remove(turn)
+                return turn
+        return None
+
+    def new_record(self, provider: Provider, **values: Any) -> RequestRecord:
+        record = RequestRecord(id=self._next_id, provider=provider, received_at=time.time(), **values)
         self._next_id += 1
+        self.counts[provider] += 1
         self.records.append(record)
         return record
 
     def stats(self) -> dict[str, Any]:
-        counts = dict.fromkeys(PROVIDERS, 0)
-        in_progress = 0
-        for record in self.records:
-            counts[record.provider] += 1
-            if record.outcome == "in_progress":
-                in_progress += 1
-        return {"requests": counts, "in_progress": in_progress}
+        in_progress = sum(1 for record in self.records if record.outcome == "in_progress")
+        return {
+            "requests": dict(self.counts),
+            "in_progress": in_progress,
+            "recorded": len(self.records),
+            "recorded_body_bytes": self.records.body_bytes,
+        }

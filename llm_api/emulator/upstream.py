@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -9,7 +10,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from llm_api.emulator.exchange import Exchange, lower_headers, read_body
-from llm_api.emulator.state import EmulatorConfig, EmulatorState, Fault, Provider
+from llm_api.emulator.state import EmulatorState, Fault, Provider
 
 
 @dataclass
@@ -30,7 +31,9 @@ class ProviderAPI(Protocol):
         """Headers sent with every answer (request ids and the like)."""
         ...
 
-    def check_request(self, path: str, headers: dict[str, str], body: Any) -> ErrorReply | None:
+    def check_request(
+        self, path: str, headers: dict[str, str], body: Any, state: EmulatorState
+    ) -> ErrorReply | None:
         """Authentication, JSON and validation checks, in that order."""
         ...
 
@@ -47,7 +50,7 @@ class ProviderAPI(Protocol):
         ex: Exchange,
         path: str,
         body: dict[str, Any],
-        config: EmulatorConfig,
+        state: EmulatorState,
         fault: Fault | None,
     ) -> None:
         """A successful answer (JSON or SSE); honours ``fault.fail_after_chunks`` in streams."""
@@ -59,6 +62,29 @@ class InvalidJSON:
 
     def __init__(self, text: str) -> None:
         self.text = text
+
+
+SECRET_HEADERS: tuple[str, ...] = ("authorization", "x-api-key", "api-key", "proxy-authorization", "cookie")
+
+
+def fingerprint(secret: str) -> str:
+    """What the record keeps of a credential: enough to tell which key arrived, not the key."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+def recorded_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The request headers, each credential replaced by its fingerprint (``Bearer sha256:...``)."""
+    result = dict(headers)
+    for name in SECRET_HEADERS:
+        value = result.get(name)
+        if value is None:
+            continue
+        scheme, _, rest = value.partition(" ")
+        if name.endswith("authorization") and rest:
+            result[name] = f"{scheme} {fingerprint(rest.strip())}"
+        else:
+            result[name] = fingerprint(value.strip())
+    return result
 
 
 def fault_headers(fault: Fault) -> dict[str, str]:
@@ -81,7 +107,15 @@ async def handle_upstream(
         body = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:
         body = InvalidJSON(raw.decode("utf-8", "replace"))
-    record = state.new_record(api.name, path, body.text if isinstance(body, InvalidJSON) else body, headers)
+    record = state.new_record(
+        api.name,
+        method=scope["method"],
+        path=path,
+        query=scope.get("query_string", b"").decode("latin-1"),
+        body=body.text if isinstance(body, InvalidJSON) else body,
+        body_bytes=len(raw),
+        headers=recorded_headers(headers),
+    )
     record.stream = isinstance(body, dict) and body.get("stream") is True
     ex = Exchange(receive, send, record)
     if gone:
@@ -90,14 +124,14 @@ async def handle_upstream(
         return
     ex.start_watching()
     try:
-        error = api.check_request(path, headers, body)
+        error = api.check_request(path, headers, body, state)
         if error is not None:
             await ex.send_json(error.status, error.payload, {**api.request_headers(), **error.headers})
             return
         fault = state.pop_fault(api.name)
         if fault is not None:
             record.fault = fault.to_json()
-        await _answer(api, ex, path, cast(dict[str, Any], body), state.config, fault)
+        await _answer(api, ex, path, cast(dict[str, Any], body), state, fault)
     finally:
         await ex.close()
 
@@ -114,7 +148,7 @@ async def _answer(
     ex: Exchange,
     path: str,
     body: dict[str, Any],
-    config: EmulatorConfig,
+    state: EmulatorState,
     fault: Fault | None,
 ) -> None:
     if fault is not None:
@@ -138,4 +172,4 @@ async def _answer(
             headers = {**api.request_headers(), **error.headers, **fault_headers(fault)}
             await ex.send_json(error.status, error.payload, headers)
             return
-    await api.respond(ex, path, body, config, fault)
+    await api.respond(ex, path, body, state, fault)

@@ -28,8 +28,10 @@ from llm_api.utils.context import request_context
 from llm_api.utils.redaction import Redactor
 
 # LogRecord attributes that are not user-supplied `extra` fields.
+# uvicorn's `color_message` duplicates `message` with ANSI colour codes: not for JSON lines.
 _STANDARD = frozenset(
-    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime", "taskName"}
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
+    | {"message", "asctime", "taskName", "color_message"}
 )
 # Loggers that log request bodies and headers at DEBUG.
 SDK_LOGGERS = ("httpx", "httpx2", "httpcore", "anthropic", "openai")
