@@ -204,7 +204,10 @@ def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "LLM_", "REDIS_"))
+        if not key.startswith(
+            ("OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "LLM_", "REDIS_")
+            + ("TOKEN_LIMIT", "BUDGET_", "MODEL_PRICES", "SPEND_")
+        )
     }
     env.update(
         {
