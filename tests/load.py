@@ -22,7 +22,10 @@ async def _fire(
     statuses: Counter[int] = Counter()
     kept: list[Any] = []
     sent = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Idle connections are dropped before gunicorn's keepalive (5 s) closes them under a request.
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
+    )
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
         # Open every connection before the first request, so the load is concurrent from the start.

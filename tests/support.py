@@ -206,13 +206,14 @@ class Gateway:
         return stop_process(self.proc, sig=sig, timeout=timeout)
 
 
+# Settings of the caller's environment that the test gateways never inherit.
+_CALLER_SETTINGS = ("OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "LLM_", "REDIS_")
+_CALLER_SETTINGS += ("TOKEN_LIMIT", "BUDGET_", "MODEL_PRICES", "SPEND_")  # limits (llm_api.spend)
+
+
 def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
     """Environment for a gateway pointed at the emulator, with fast retries for tests."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "LLM_", "REDIS_"))
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith(_CALLER_SETTINGS)}
     env.update(
         {
             "API_KEYS": f"{CLIENT_KEY},{OTHER_CLIENT_KEY}",

@@ -16,13 +16,20 @@ import pytest
 import redis
 from redis.cluster import key_slot
 
-from llm_api.errors import BudgetExceeded, BudgetUnavailable, ModelPriceUnknown, RateLimited
+from llm_api.errors import (
+    BudgetExceeded,
+    BudgetUnavailable,
+    ModelPriceUnknown,
+    RateLimitBackendUnavailable,
+    RateLimited,
+)
 from llm_api.security.limit_rules import parse_limit
 from llm_api.security.ratelimit import RateLimiter
 from llm_api.spend import KeyLimits, PriceTable, SpendGuard
 from llm_api.spend.periods import period_window
 from llm_api.spend.types import TokenWindow
 from llm_api.utils.context import RequestContext, current_request
+from tests.support import free_port
 from tests.test_ratelimit import own_redis
 
 # $1 per MTok in and out: a token costs a micro-dollar, so budgets read as token counts.
@@ -275,3 +282,36 @@ def test_concurrent_reservations_from_two_processes_admit_exactly_what_fits(
     for proc in procs:
         proc.join(timeout=10)
     assert admitted == 37
+
+
+async def test_usage_snapshot_reports_spend_tokens_and_requests(
+    guard: SpendGuard, context: RequestContext
+) -> None:
+    limits = KeyLimits(tokens=(TokenWindow(10_000, 60),), budget_usd=Decimal(1), budget_period="week")
+    assert guard._limiter is not None
+    for _ in range(3):
+        await guard._limiter.check_key("ks")
+    held = await guard.reserve(key_id="ks", limits=limits, model=MODEL, input_tokens=10, max_output_tokens=90)
+    done = await guard.reserve(key_id="ks", limits=limits, model=MODEL, input_tokens=10, max_output_tokens=90)
+    await guard.settle(done, input_tokens=10, output_tokens=20)
+    snapshot = await guard.usage_snapshot("ks", limits)
+    assert snapshot.minute_requests == 3
+    assert snapshot.minute_tokens == 30 + held.tokens  # settled plus still held
+    assert snapshot.period_spend_usd == Decimal("0.00003")
+
+
+async def test_fail_closed_refuses_token_limited_keys_while_redis_is_down(context: RequestContext) -> None:
+    limiter, guard = make_guard(free_port(), prefix="t-closed", fail_closed=True)
+    try:
+        with pytest.raises(RateLimitBackendUnavailable) as refused:
+            await guard.reserve(
+                key_id="k", limits=KeyLimits.of(tpm=1000), model=MODEL, input_tokens=1, max_output_tokens=1
+            )
+        assert refused.value.headers["Retry-After"] == "1"
+        # A key with no token limit and no budget needs no Redis at all.
+        free = await guard.reserve(
+            key_id="k", limits=KeyLimits(), model=MODEL, input_tokens=1, max_output_tokens=1
+        )
+        assert await guard.settle(free, input_tokens=1, output_tokens=1) == Decimal("0.000002")
+    finally:
+        await limiter.aclose()

@@ -35,6 +35,7 @@ from llm_api.security.redis_link import (
     RedisLink,
     basic_redis_url,
     blocking_pool,
+    hard_deadline_s,
     probe_client,
 )
 from llm_api.security.windows import RedisSlidingWindow, StrategyWindow, Window, WindowState
@@ -92,8 +93,8 @@ class RateLimiter:
             options: dict[str, Any] = {
                 "implementation": "redispy",
                 "key_prefix": key_prefix,
-                "socket_timeout": redis_timeout_s,
-                "socket_connect_timeout": redis_timeout_s,
+                "socket_timeout": hard_deadline_s(redis_timeout_s),
+                "socket_connect_timeout": hard_deadline_s(redis_timeout_s),
                 "retry": Retry(NoBackoff(), 0),
             }
             basic_url = basic_redis_url(redis_uri)
@@ -104,8 +105,7 @@ class RateLimiter:
                     "connection_pool": blocking_pool(
                         basic_url,
                         max_connections=redis_max_connections,
-                        timeout_s=redis_timeout_s,
-                        wait_s=2 * redis_timeout_s,
+                        timeout_s=hard_deadline_s(redis_timeout_s),
                     ),
                 }
             storage = storage_from_string(redis_uri, **options)
@@ -118,7 +118,8 @@ class RateLimiter:
                 else StrategyWindow(strategy, storage)
             )
             client = storage.bridge.get_connection()  # type: ignore[attr-defined]
-            probe = probe_client(basic_url, timeout_s=redis_timeout_s) if basic_url else client
+            # Its own timeouts are generous: the link bounds each ping (see RedisLink._confirm).
+            probe = probe_client(basic_url, timeout_s=max(1.0, 8 * redis_timeout_s)) if basic_url else client
             self._link = RedisLink(
                 probe=probe,
                 timeout_s=redis_timeout_s,

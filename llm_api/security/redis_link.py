@@ -1,15 +1,21 @@
 """One worker's link to the shared Redis: bounded calls, and the one place that decides what an outage is.
 
 A local shortage is not an outage. Under load every pooled connection can be busy, or the event loop can
-be too slow to read a reply within the deadline; treating that as "Redis is down" switched whole workers
-to in-process counters and let 3.6x the limit through (the measured defect). So:
+be too slow to read a reply in time; treating that as "Redis is down" switched whole workers to
+in-process counters and let 3.6x the limit through (the measured defect). So:
 
-- the pool is a `BlockingConnectionPool` sized per worker: a check waits for a free connection within
-  its deadline instead of failing at once (`MaxConnectionsError`);
-- a call that fails with a refused or reset connection means Redis does not answer: an outage;
-- a call that times out, or finds no free connection in time, is checked with one ping on the link's own
-  probe connection (outside the pool). If Redis answers, the failure was local: `RedisBusy` for that one
-  call, the shared counters stay in force. Only if the ping fails too is it an outage.
+- the pool is a `BlockingConnectionPool` sized per worker: a call waits for a free connection instead of
+  failing at once (`MaxConnectionsError`);
+- a refused or reset connection means Redis does not answer: an outage, at once;
+- a call still running at its deadline (RATE_LIMIT_REDIS_TIMEOUT_S x 2) is NOT cancelled: one ping on
+  the link's own probe connection (outside the pool) asks whether Redis answers. If it does, the delay is
+  local (a slow loop, a queue for connections) and the call goes on until it completes — a script that
+  Redis has already run is never thrown away and retried — within a hard bound (`hard_deadline_s`),
+  past which that one call is `RedisBusy` (503 for that request, the shared counters stay in force).
+  Only if the ping fails too is it an outage.
+
+The socket timeouts of pooled connections are the hard bound: with a tight socket timeout, a slow loop
+would time out reads of replies that had long arrived.
 
 During an outage `call` raises `RedisDown` at once (no waiting on a dead server) while a background probe
 pings every second; the first answer ends the outage.
@@ -40,6 +46,11 @@ _BASIC_SCHEMES = {"async+redis": "redis", "async+rediss": "rediss", "async+redis
 BUSY_LOG_INTERVAL_S = 10.0
 
 
+def hard_deadline_s(timeout_s: float) -> float:
+    """The longest a call to a Redis that answers may take (and the pooled sockets' timeouts)."""
+    return max(5.0, 10 * timeout_s)
+
+
 class RedisDown(Exception):
     """Redis does not answer: the caller applies its outage policy (in-process limits, or 503)."""
 
@@ -55,12 +66,13 @@ def basic_redis_url(storage_uri: str) -> str | None:
     return f"{base}://{rest}" if base else None
 
 
-def blocking_pool(url: str, *, max_connections: int, timeout_s: float, wait_s: float) -> Any:
-    """A pool whose callers wait up to `wait_s` for a free connection (redis-py's own retries off)."""
+def blocking_pool(url: str, *, max_connections: int, timeout_s: float) -> Any:
+    """A pool whose callers wait for a free connection (redis-py's own retries off); `timeout_s` bounds
+    waiting, connecting and each reply."""
     return BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        timeout=wait_s,
+        timeout=timeout_s,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
@@ -69,7 +81,7 @@ def blocking_pool(url: str, *, max_connections: int, timeout_s: float, wait_s: f
 
 def probe_client(url: str, *, timeout_s: float) -> Any:
     """A separate small client for pings, so a busy pool cannot make Redis look down."""
-    pool = blocking_pool(url, max_connections=4, timeout_s=timeout_s, wait_s=timeout_s)
+    pool = blocking_pool(url, max_connections=4, timeout_s=timeout_s)
     return Redis(connection_pool=pool)
 
 
@@ -111,16 +123,32 @@ class RedisLink:
 
     @property
     def deadline_s(self) -> float:
-        # Connect and reply each get the timeout; this bounds a whole call, waiting for a connection included.
+        """How long a call may run before the link asks whether Redis answers."""
         return 2 * self._timeout_s
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run `operation` within the deadline; RedisDown during an outage, RedisBusy on a local shortage."""
+        """Run `operation`; RedisDown during an outage, RedisBusy if Redis answers but the call cannot end."""
         if self._degraded:
             raise RedisDown()
+        task = asyncio.ensure_future(operation())
         try:
-            async with asyncio.timeout(self.deadline_s):
-                return await operation()
+            done, _ = await asyncio.wait({task}, timeout=self.deadline_s)
+            if not done:
+                if not await self._confirm():
+                    task.cancel()
+                    self._enter_outage(TimeoutError())
+                    raise RedisDown()
+                done, _ = await asyncio.wait({task}, timeout=hard_deadline_s(self._timeout_s))
+                if not done:
+                    task.cancel()
+                    self._note_busy(TimeoutError())
+                    raise RedisBusy()
+            return task.result()
+        except (RedisDown, RedisBusy):
+            raise
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
         except Exception as exc:
             if _is_local_shortage(exc) or _is_timeout(exc):
                 if await self._confirm():
@@ -134,15 +162,15 @@ class RedisLink:
             raise
 
     async def _confirm(self) -> bool:
-        """One ping shared by every call that failed meanwhile."""
+        """One ping shared by every call that is waiting meanwhile."""
         if self._confirming is None or self._confirming.done():
-            self._confirming = asyncio.ensure_future(self.ping())
+            self._confirming = asyncio.ensure_future(self.ping(deadline_s=2 * self.deadline_s))
         return await asyncio.shield(self._confirming)
 
-    async def ping(self) -> bool:
+    async def ping(self, *, deadline_s: float | None = None) -> bool:
         """Does Redis answer a PING on the probe connection within the deadline?"""
         try:
-            async with asyncio.timeout(self.deadline_s):
+            async with asyncio.timeout(deadline_s or self.deadline_s):
                 return bool(await self._probe_client.ping())
         except Exception:  # any failure to answer is "no"
             return False

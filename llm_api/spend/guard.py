@@ -88,7 +88,6 @@ class SpendGuard:
         self._limiter = limiter
         self._default_max_output = default_max_output_tokens
         self._local = LocalSpend()
-        self._background: set[asyncio.Task[None]] = set()
         self._reserve: Any = None
         self._settle: Any = None
         self._release: Any = None
@@ -140,7 +139,7 @@ class SpendGuard:
 
     @staticmethod
     def _tracked(limits: KeyLimits) -> tuple[int, ...]:
-        # Tokens are counted per minute for every key (the admin API's minute_tokens), limited or not.
+        # A limited key's tokens are also counted per minute (the admin API's minute_tokens).
         return tuple(sorted({MINUTE_S, *(w.window_s for w in limits.tokens)}))
 
     # ------------------------------------------------------------------ reserve
@@ -345,18 +344,13 @@ class SpendGuard:
             windows=windows,
             period=None if reservation.shared else reservation.period,
         )
-        if not reservation.shared:
+        if not reservation.shared or (not limits.tokens and reservation.period is None):
+            # Nothing in Redis limits this key: no round trip (its usage is in the ledger).
             return spent
         budget_ttl = (reservation.period_ttl_s or -1) if reservation.period is not None else 0
         keys = self._keys(reservation.key_id, reservation.period)
         args = [reservation.id, tokens, nano, budget_ttl, *windows]
-        operation = self._settle_shared(keys, args, reservation.key_id)
-        if limits.tokens or reservation.period is not None:
-            await operation
-        else:  # nothing limits this key: count it off the request path
-            task = asyncio.create_task(operation)
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        await self._settle_shared(keys, args, reservation.key_id)
         return spent
 
     async def _settle_shared(self, keys: list[str], args: list[Any], key_id: str) -> None:
@@ -403,9 +397,7 @@ class SpendGuard:
         )
 
     async def aclose(self) -> None:
-        """Wait for the usage still being counted in the background (lifespan shutdown)."""
-        if self._background:
-            await asyncio.wait(self._background, timeout=2)
+        """Nothing to close: the Redis client belongs to the RateLimiter."""
 
 
 def _unshared(reservation: Reservation) -> Reservation:

@@ -56,7 +56,12 @@ async def rebuild_period(
                 ) from None
         ttl = period.ttl_s(datetime.now(UTC)) or -1
         await call(lambda: script(keys=[budget_key], args=[to_nano_usd(spent), ttl]))
-        log.info("budget spend rebuilt from the ledger", extra={"key_id": key_id, "period": period.ident})
+        log.info(
+            "budget spend rebuilt from the ledger"
+            if spend_source is not None
+            else "budget spend starts at zero (no ledger configured to rebuild it from)",
+            extra={"key_id": key_id, "period": period.ident},
+        )
         return True
     finally:
         with contextlib.suppress(Exception):  # else the lock expires by itself
