@@ -213,3 +213,30 @@ def test_every_vendor_endpoint_path_writes_its_ledger_row(
         assert row["cost_usd"] == expected
     for row in rows[4:]:  # no reservation, nothing billed
         assert row["cost_usd"] is None and row["output_tokens"] is None
+
+
+def test_a_cancelled_relayed_stream_is_billed_by_estimate(
+    gateway: Gateway, emu: Emulator, database: str
+) -> None:
+    emu.configure(text=" ".join(["word"] * 100), chunks=100, chunk_delay_s=0.1)
+    created = create_key(gateway, budget_usd=1, budget_period="day")
+    body = {"model": "claude-sonnet-4-6", "messages": [USER], "max_tokens": 500, "stream": True}
+    with (
+        gateway.client(key=created["key"]) as client,
+        client.stream("POST", "/v1/messages", json=body) as response,
+    ):
+        deltas = 0
+        for line in response.iter_lines():
+            deltas += line.startswith("event: content_block_delta")
+            if deltas == 3:
+                break
+    wait_until(lambda: any(r["outcome"] == "client_disconnected" for r in emu.requests()), timeout=5)
+    (row,) = wait_rows(database, created["id"], 1)
+    assert row["endpoint"] == "/v1/messages" and row["stream"] is True
+    assert row["usage_estimated"] is True
+    # Billed for the input and what was relayed (a few words), far below the 500 tokens reserved.
+    assert 3 <= row["output_tokens"] < 100
+    assert row["cost_usd"] == Decimal(row["input_tokens"] + row["output_tokens"]) / 1_000_000
+    with gateway.client(key=ADMIN_KEY) as admin:
+        usage = admin.get(f"/admin/keys/{created['id']}").json()["usage"]
+    assert Decimal(str(usage["period_spend_usd"])) == row["cost_usd"]  # nothing left held

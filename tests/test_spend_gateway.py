@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -82,10 +83,13 @@ def test_token_limit_admits_exactly_what_fits_under_256_concurrent_requests(emu:
     assert not [r for r in records if "unavailable" in r.get("message", "")]
 
 
-def test_budget_admits_exactly_what_fits_and_the_spend_never_passes_it(emu: Emulator) -> None:
+def test_budget_admits_exactly_what_fits_and_the_spend_never_passes_it(emu: Emulator, tmp_path: Path) -> None:
     emu.configure(first_token_delay_s=3.0)
     budget = Decimal(WORST * FITS + WORST // 2) / 1_000_000
-    env = spend_env(emu, BUDGET_USD=str(budget), BUDGET_PERIOD="day")
+    # A ledger of its own: the session's has this key's spend from earlier tests, which a budget's
+    # first request rebuilds from.
+    database = f"sqlite+aiosqlite:///{tmp_path}/ledger.db"
+    env = spend_env(emu, BUDGET_USD=str(budget), BUDGET_PERIOD="day", DATABASE_URL=database)
     with run_gateway(env) as gateway:
         statuses, bodies = fire(
             gateway.base_url,

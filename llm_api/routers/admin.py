@@ -1,7 +1,8 @@
 """The admin API under `/admin/` (mounted only when ADMIN_API_KEY is set): managed keys and usage reports.
 
-Authentication: `Authorization: Bearer $ADMIN_API_KEY`. A client key is refused with 403, anything else
-with 401 (charged to the authentication-failure limit like a bad client key).
+Authentication: `Authorization: Bearer $ADMIN_API_KEY` (or `x-api-key`, read as for client keys). A client
+key is refused with 403, anything else with 401 (charged to the authentication-failure limit like a bad
+client key).
 """
 
 from __future__ import annotations
