@@ -16,7 +16,7 @@ import pytest
 
 from llm_api.security.keys import key_id
 from llm_api.store.store import Store
-from tests.otlp_receiver import Receiver, run_grpc_receiver
+from tests.otlp_receiver import Receiver, run_http_receiver
 from tests.support import CLIENT_KEY, Emulator, Gateway, gateway_env, run_gateway, wait_until
 
 RUN = uuid.uuid4().hex[:8]
@@ -26,7 +26,7 @@ ISSUED: list[str] = []  # every secret the gateway handed out in this module: no
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    with run_grpc_receiver() as found:
+    with run_http_receiver() as found:
         yield found
 
 
