@@ -8,6 +8,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Query, Request
 
 from llm_api.errors import InvalidRequest
+from llm_api.routers.schemas import EITHER_ERRORS
 from llm_api.security.auth import ClientDep
 from llm_api.store.store import Store
 from llm_api.store.usage import GROUP_BY, GroupBy, UsageTotals
@@ -75,7 +76,11 @@ def report_body(totals: list[UsageTotals], group_by: list[GroupBy]) -> dict[str,
     return {"data": rows}
 
 
-@router.get("/v1/usage", summary="The calling key's own usage (requests, errors, tokens, cost)")
+@router.get(
+    "/v1/usage",
+    responses=EITHER_ERRORS,
+    summary="The calling key's own usage (requests, errors, tokens, cost)",
+)
 async def own_usage(
     request: Request,
     client: ClientDep,
