@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from llm_api.security.limit_rules import parse_limit, parse_overrides, storage_uri
+from llm_api.store.database import DEFAULT_DATABASE_URL, validate_url
 
 
 def _split_csv(value: object) -> object:
@@ -90,9 +92,34 @@ class Settings(BaseSettings):
     )
     rate_limit_fail_closed: bool = False
     rate_limit_redis_timeout_s: float = Field(default=0.25, gt=0)
+    # Per worker; a check waits for a free connection within its deadline rather than failing.
+    rate_limit_redis_max_connections: int = Field(default=64, ge=1)
     auth_failure_limit: str = "30/minute"
     rate_limit_key_prefix: str = Field(default="llm_api", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Limits: token and budget reservations, prices (llm_api.spend).
+    token_limit: str | None = Field(
+        default=None, description="Tokens per window for every key, e.g. 100000/minute."
+    )
+    budget_usd: Decimal | None = Field(default=None, gt=0)
+    budget_period: Literal["day", "week", "month", "total"] = "month"
+    model_prices: str | None = Field(default=None, description="JSON: model name or glob -> prices per MTok.")
+    default_max_output_tokens: int = Field(default=32_000, ge=1)
+    spend_reservation_ttl_s: float = Field(default=900.0, gt=0)
+
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+
+    # Store, managed keys, admin API and usage ledger (store).
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="postgresql+asyncpg://... for production and several instances; SQLite by default.",
+    )
+    database_pool_size: int = Field(default=10, ge=1)
+    database_migrate_on_start: bool = True
+    admin_api_key: SecretStr | None = None
+    managed_key_cache_ttl_s: float = Field(default=10.0, gt=0)
+    usage_queue_size: int = Field(default=10_000, ge=1)
+    usage_flush_interval_s: float = Field(default=0.2, gt=0, le=1.0)
+    usage_retention_days: int | None = Field(default=90, ge=1)
 
     # Operations.
     log_level: str = "INFO"
@@ -152,6 +179,21 @@ class Settings(BaseSettings):
     def _overrides(cls, value: list[str]) -> list[str]:
         return [f"{ident}={limit}" for ident, limit in parse_overrides(value).items()]
 
+    @field_validator("token_limit", "model_prices", mode="before")
+    @classmethod
+    def _spend_settings(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str):
+            from llm_api.spend.prices import parse_overrides as parse_prices
+            from llm_api.spend.types import parse_token_limit
+
+            if info.field_name == "token_limit":
+                parse_token_limit(value)
+            else:
+                parse_prices(value)
+        return value
+
     @field_validator("redis_url", mode="before")
     @classmethod
     def _redis_url(cls, value: object) -> object:
@@ -172,6 +214,18 @@ class Settings(BaseSettings):
                 CapabilityTable(value)
             except ValueError as exc:  # JSONDecodeError and ValidationError are ValueErrors
                 raise ValueError(f"MODEL_CAPABILITIES is not a valid capability table: {exc}") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return validate_url(value.strip())
+
+    @field_validator("admin_api_key", "usage_retention_days", mode="before")
+    @classmethod
+    def _blank_store_setting(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
         return value
 
     @field_validator("log_level")
@@ -198,10 +252,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
-        if not self.api_keys and not self.api_key_hashes and not self.allow_unauthenticated:
+        if (
+            not self.api_keys
+            and not self.api_key_hashes
+            and self.admin_api_key is None
+            and not self.allow_unauthenticated
+        ):
             raise ValueError(
-                "no client API key configured: set API_KEYS or API_KEY_HASHES "
-                "(or ALLOW_UNAUTHENTICATED=true for local development only)"
+                "no client API key configured: set API_KEYS or API_KEY_HASHES, or ADMIN_API_KEY to "
+                "manage keys at run time (or ALLOW_UNAUTHENTICATED=true for local development only)"
             )
         if self.llm_retry_wait_max_s < self.llm_retry_wait_min_s:
             raise ValueError("LLM_RETRY_WAIT_MAX_S must be at least LLM_RETRY_WAIT_MIN_S")

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from llm_api.config import Settings
 from llm_api.services.llm import ChatService
+from llm_api.spend import SpendGuard
 
 
 async def get_settings(request: Request) -> Settings:
@@ -24,5 +25,11 @@ async def get_chat_service(request: Request) -> ChatService:
     return service
 
 
+async def get_spend_guard(request: Request) -> SpendGuard:
+    guard: SpendGuard = request.app.state.spend_guard
+    return guard
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
+SpendGuardDep = Annotated[SpendGuard, Depends(get_spend_guard)]

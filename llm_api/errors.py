@@ -4,6 +4,7 @@
     ├── RequestRejected                 4xx: the client's request cannot be served as sent
     │   ├── InvalidRequest              422 invalid_request
     │   ├── UnsupportedParameter        400 unsupported_parameter
+    │   ├── ModelPriceUnknown           400 model_price_unknown (a budgeted key, a model with no price)
     │   ├── PayloadTooLarge             413 payload_too_large
     │   ├── AuthenticationFailed        401 authentication_failed
     │   ├── BudgetExceeded              402 budget_exceeded (SDKs do not retry a 402)
@@ -14,6 +15,7 @@
     ├── ServiceUnavailable              503: the gateway itself cannot serve now
     │   ├── ProviderNotConfigured       503 provider_not_configured
     │   └── RateLimitBackendUnavailable 503 rate_limit_unavailable
+    │       └── BudgetUnavailable       503 budget_unavailable (budgeted keys fail closed)
     └── UpstreamError                   502 upstream_error: the provider call failed
         ├── UpstreamRejected            400/404/413/422 upstream_rejected_request (never retried)
         ├── UpstreamAuthFailed          502 upstream_auth_failed (the gateway's provider key; never retried)
@@ -71,6 +73,11 @@ class UnsupportedParameter(RequestRejected):
         self.param = param
 
 
+class ModelPriceUnknown(RequestRejected):
+    status_code = 400
+    error_type = "model_price_unknown"
+
+
 class PayloadTooLarge(RequestRejected):
     status_code = 413
     error_type = "payload_too_large"
@@ -119,6 +126,10 @@ class ProviderNotConfigured(ServiceUnavailable):
 
 class RateLimitBackendUnavailable(ServiceUnavailable):
     error_type = "rate_limit_unavailable"
+
+
+class BudgetUnavailable(RateLimitBackendUnavailable):
+    error_type = "budget_unavailable"
 
 
 class UpstreamError(GatewayError):

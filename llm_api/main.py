@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,22 +11,27 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from llm_api.admin.service import KeyAdmin, ledger_usage, spend_usage
 from llm_api.config import Settings
 from llm_api.error_handlers import install_error_handlers
 from llm_api.middleware import RequestContextMiddleware
-from llm_api.routers import chat, chat_completions, health, messages, models
+from llm_api.routers import admin, chat, chat_completions, health, messages, models, usage
 from llm_api.routers.openapi import install_openapi
 from llm_api.routing.cache import ResponseCache
 from llm_api.routing.config import load_gateway_config
 from llm_api.routing.redis_client import redis_from_url
 from llm_api.routing.router import Router
 from llm_api.security.keys import KeyStore
+from llm_api.security.managed_keys import ManagedKeys, invalidation_channel
 from llm_api.security.ratelimit import RateLimiter
 from llm_api.services.capabilities import CapabilityTable
 from llm_api.services.instrumented import InstrumentedChatService
 from llm_api.services.models import ModelCatalog
 from llm_api.services.providers.registry import ProviderRegistry
 from llm_api.services.retry import RetryPolicy
+from llm_api.spend import SpendGuard
+from llm_api.store.store import Store
+from llm_api.store.writer import LedgerWriter
 from llm_api.utils.logging import configure_logging
 from llm_api.utils.redaction import known_secrets
 from llm_api.utils.tracing import Telemetry, build_telemetry
@@ -77,9 +83,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rate_limiter = RateLimiter.from_settings(settings)
         app.state.settings = settings
         app.state.key_store = KeyStore(keys=settings.api_keys, digests_hex=settings.api_key_hashes)
+        app.state.unauthenticated = app.state.key_store.empty and settings.admin_api_key is None
+        store = await Store.open(
+            settings.database_url,
+            migrate=settings.database_migrate_on_start,
+            pool_size=settings.database_pool_size,
+        )
+        managed_keys = ManagedKeys(
+            store.keys,
+            redis_url=settings.redis_url,
+            channel=invalidation_channel(settings.rate_limit_key_prefix),
+            ttl_s=settings.managed_key_cache_ttl_s,
+        )
+        managed_keys.start()
+        ledger_writer = LedgerWriter(
+            store.ledger,
+            engine=store.engine,
+            max_queue=settings.usage_queue_size,
+            flush_interval_s=settings.usage_flush_interval_s,
+            retention_days=settings.usage_retention_days,
+            on_dropped=telemetry.metrics.record_usage_rows_dropped,
+        )
+        ledger_writer.start()
+        app.state.store = store
+        app.state.managed_keys = managed_keys
+        app.state.ledger_writer = ledger_writer
+        app.state.key_admin = KeyAdmin(store.keys, notify=managed_keys.changed)
+        if settings.admin_api_key is not None:
+            app.state.admin_key_digest = hashlib.sha256(
+                settings.admin_api_key.get_secret_value().encode("utf-8")
+            ).digest()
         app.state.providers = providers
         app.state.model_catalog = catalog
         app.state.rate_limiter = rate_limiter
+        spend_guard = SpendGuard.from_settings(settings, limiter=rate_limiter)
+        spend_guard.prices.preload()
+        # A flushed or restarted Redis rebuilds a key's period spend from the ledger.
+        spend_guard.set_spend_source(store.ledger.spend_since)
+        app.state.spend_guard = spend_guard
+        app.state.key_usage = spend_usage(spend_guard, rate_limiter, fallback=ledger_usage(store.ledger))
         app.state.chat_service = InstrumentedChatService(
             tracer=telemetry.tracer,
             metrics=telemetry.metrics,
@@ -102,7 +144,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await providers.aclose()
             if router_redis is not None:
                 await router_redis.aclose()
+            await spend_guard.aclose()
             await rate_limiter.aclose()
+            await ledger_writer.aclose()
+            await managed_keys.aclose()
+            await store.aclose()
             if instrumented:
                 FastAPIInstrumentor.uninstrument_app(app)
             await asyncio.to_thread(telemetry.shutdown)
@@ -120,7 +166,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat_completions.router)
     app.include_router(messages.router)
     app.include_router(models.router)
+    app.include_router(usage.router)
     app.include_router(health.router)
+    if settings.admin_api_key is not None:  # without it the admin API does not exist (404)
+        app.include_router(admin.router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_openapi(app)
     return app

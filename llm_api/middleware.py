@@ -1,12 +1,14 @@
-"""Pure ASGI middleware: request id, body-size limit, access log, and the last-resort 500."""
+"""Pure ASGI middleware: request id, body-size limit, access log, ledger row, and the last-resort 500."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import time
 import uuid
 from collections.abc import Iterable
+from decimal import Decimal
 
 import orjson
 from starlette.requests import ClientDisconnect
@@ -14,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llm_api.error_handlers import ANTHROPIC, render_error, wire_format_for
 from llm_api.errors import PayloadTooLarge
+from llm_api.store.ledger import UsageRow
+from llm_api.store.writer import LedgerWriter
 from llm_api.utils.context import RequestContext, current_request
 
 access_log = logging.getLogger("llm_api.access")
@@ -21,6 +25,9 @@ error_log = logging.getLogger("llm_api.errors")
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+# Every API endpoint gets a ledger row, except the reads of usage itself (and the model list).
+LEDGER_PREFIX = "/v1/"
+NOT_LEDGERED = frozenset({"/v1/usage"})
 CLIENT_CLOSED_REQUEST = 499  # the status nginx logs for a client that went away
 
 
@@ -65,6 +72,9 @@ class RequestContextMiddleware:
         context = RequestContext(
             request_id=request_id, started=time.perf_counter(), wire_format=wire_format_for(scope)
         )
+        path: str = scope.get("path", "")
+        if path.startswith(LEDGER_PREFIX) and path not in NOT_LEDGERED:
+            context.endpoint = path
         token = current_request.set(context)
         status = 0
         response_started = False
@@ -117,7 +127,9 @@ class RequestContextMiddleware:
             current_request.reset(token)
             if context.error_type == "client_disconnected" and not response_started:
                 status = CLIENT_CLOSED_REQUEST
-            self._log_access(scope, context, status)
+            latency_ms = round((time.perf_counter() - context.started) * 1000, 3)
+            self._log_access(scope, context, status, latency_ms)
+            self._record_usage(scope, context, status, latency_ms)
 
     def _too_large(self) -> str:
         return f"request body exceeds {self.max_body_bytes} bytes"
@@ -138,7 +150,7 @@ class RequestContextMiddleware:
         return limited_receive
 
     @staticmethod
-    def _log_access(scope: Scope, context: RequestContext, status: int) -> None:
+    def _log_access(scope: Scope, context: RequestContext, status: int, latency_ms: float) -> None:
         path: str = scope.get("path", "")
         level = logging.DEBUG if path in QUIET_PATHS else logging.INFO
         if not access_log.isEnabledFor(level):
@@ -158,9 +170,50 @@ class RequestContextMiddleware:
                 "attempts": context.attempts,
                 "input_tokens": context.input_tokens,
                 "output_tokens": context.output_tokens,
-                "latency_ms": round((time.perf_counter() - context.started) * 1000, 3),
+                "latency_ms": latency_ms,
                 "ttft_ms": round(context.ttft_ms, 3) if context.ttft_ms is not None else None,
                 "error_type": context.error_type,
                 **({"route": context.route, "fallbacks": context.fallbacks} if context.route else {}),
             },
         )
+
+    @staticmethod
+    def _record_usage(scope: Scope, context: RequestContext, status: int, latency_ms: float) -> None:
+        app = scope.get("app")
+        writer: LedgerWriter | None = getattr(getattr(app, "state", None), "ledger_writer", None)
+        if writer is None or context.endpoint is None:
+            return
+        writer.record(ledger_row(context, status=status, latency_ms=latency_ms))
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value is not None else None
+
+
+def ledger_row(context: RequestContext, *, status: int, latency_ms: float) -> UsageRow:
+    """The usage ledger's row for a finished request: counts, ids and timings, never any text."""
+    cost = context.cost_usd
+    if cost is not None and not isinstance(cost, Decimal):
+        cost = Decimal(str(cost))
+    return UsageRow(
+        request_id=context.request_id,
+        time=dt.datetime.now(dt.UTC) - dt.timedelta(milliseconds=latency_ms),
+        key_id=context.key_id,
+        endpoint=_clip(context.endpoint, 200) or "",
+        model_requested=_clip(context.model, 200),
+        model_served=_clip(context.model_served, 200),
+        provider=_clip(context.provider, 50),
+        stream=context.stream,
+        status=status,
+        error_type=_clip(context.error_type, 100),
+        input_tokens=context.input_tokens,
+        output_tokens=context.output_tokens,
+        cache_read_tokens=context.cache_read_tokens,
+        cache_write_tokens=context.cache_write_tokens,
+        cost_usd=cost,
+        price_version=_clip(context.price_version, 100),
+        usage_estimated=context.usage_estimated,
+        attempts=context.attempts,
+        latency_ms=latency_ms,
+        ttft_ms=context.ttft_ms,
+    )

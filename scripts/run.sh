@@ -45,6 +45,13 @@ fi
 key="${API_KEYS%%,*}"
 export WEB_CONCURRENCY="${WEB_CONCURRENCY:-2}"
 
+# Managed keys and the usage ledger: a local SQLite file unless DATABASE_URL names a PostgreSQL.
+if [ -z "${DATABASE_URL:-}" ]; then
+  mkdir -p data
+  export DATABASE_URL="sqlite+aiosqlite:///./data/llm_api.db"
+  echo "No DATABASE_URL set: keys and usage go to ./data/llm_api.db (SQLite)."
+fi
+
 cat <<MSG
 
 llm-api is starting on http://localhost:${port}. Try:

@@ -24,6 +24,13 @@ T = TypeVar("T")
 CLIENT_KEY = "test-client-key-0001"
 OTHER_CLIENT_KEY = "test-client-key-0002"
 PROVIDER_KEY = "test-provider-key-0001"
+# One SQLite file per test session (a test that needs its own database passes DATABASE_URL).
+SESSION_DB_DIR = Path(tempfile.mkdtemp(prefix="llm-api-test-db-"))
+SESSION_DATABASE_URL = f"sqlite+aiosqlite:///{SESSION_DB_DIR}/llm_api.db"
+
+
+# A bound, not a wait: a loaded 2-core machine (several suites at once) can take ~40 s to import the app.
+GATEWAY_START_TIMEOUT_S = 90
 
 
 def free_port() -> int:
@@ -199,13 +206,14 @@ class Gateway:
         return stop_process(self.proc, sig=sig, timeout=timeout)
 
 
+# Settings of the caller's environment that the test gateways never inherit.
+_CALLER_SETTINGS = ("OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "LLM_", "REDIS_")
+_CALLER_SETTINGS += ("TOKEN_LIMIT", "BUDGET_", "MODEL_PRICES", "SPEND_")  # limits (llm_api.spend)
+
+
 def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
     """Environment for a gateway pointed at the emulator, with fast retries for tests."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "LLM_", "REDIS_"))
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith(_CALLER_SETTINGS)}
     env.update(
         {
             "API_KEYS": f"{CLIENT_KEY},{OTHER_CLIENT_KEY}",
@@ -221,6 +229,7 @@ def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
             "OTEL_SDK_DISABLED": "true",
             "WEB_CONCURRENCY": "2",
             "PYTHONUNBUFFERED": "1",
+            "DATABASE_URL": SESSION_DATABASE_URL,
         }
     )
     env.update(overrides)
@@ -229,7 +238,7 @@ def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
 
 @contextmanager
 def run_gateway(
-    env: dict[str, str], *, port: int | None = None, ready_timeout_s: float = 60
+    env: dict[str, str], *, port: int | None = None, ready_timeout_s: float = GATEWAY_START_TIMEOUT_S
 ) -> Iterator[Gateway]:
     """The real service under gunicorn (gunicorn.conf.py), its output captured to a file."""
     port = port or free_port()

@@ -92,13 +92,19 @@ def test_compose_file_matches_the_compose_spec() -> None:
 def test_compose_stack_structure() -> None:
     compose = load_yaml(DEPLOY / "docker-compose.yml")
     services = compose["services"]
-    assert {"app", "nginx", "redis", "otel-collector", "jaeger"} <= set(services)
+    assert {"app", "nginx", "redis", "postgres", "otel-collector", "jaeger"} <= set(services)
     app = services["app"]
     assert "ports" not in app and "container_name" not in app  # scalable: nginx publishes
     assert services["nginx"]["ports"]
     assert app["build"]["context"] == ".." and (DEPLOY / app["build"]["context"] / "Dockerfile").exists()
     env = app["environment"]
     assert env["REDIS_URL"].startswith("redis://redis:")
+    assert (
+        env["DATABASE_URL"].startswith("postgresql+asyncpg://") and "@postgres:5432/" in env["DATABASE_URL"]
+    )
+    assert app["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["postgres"]["healthcheck"]["test"][1] == "pg_isready"
+    assert any(volume.startswith("pgdata:") for volume in services["postgres"]["volumes"])
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
     assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
     assert env["FORWARDED_ALLOW_IPS"] == services["nginx"]["networks"]["backend"]["ipv4_address"]
@@ -125,8 +131,14 @@ def test_manifest_is_valid_kubernetes(path: Path) -> None:
         kubernetes_validate.validate(document, "1.33", strict=True)
 
 
-def manifests() -> dict[str, dict[str, Any]]:
-    return {doc["kind"]: doc for path in MANIFESTS for doc in yaml.safe_load_all(path.read_text())}
+def manifests(name: str = "llm-api") -> dict[str, dict[str, Any]]:
+    """The documents of one application (label app.kubernetes.io/name), by kind."""
+    return {
+        doc["kind"]: doc
+        for path in MANIFESTS
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc["metadata"]["labels"]["app.kubernetes.io/name"] == name
+    }
 
 
 def test_kustomization_lists_every_manifest() -> None:
@@ -147,7 +159,7 @@ def test_deployment_is_wired_for_graceful_and_safe_operation() -> None:
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     secrets = {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
     assert secrets == {"llm-api-keys"}
-    assert "API_KEYS" in {e["name"] for e in container["env"]}
+    assert {"API_KEYS", "DATABASE_URL", "ADMIN_API_KEY"} <= {e["name"] for e in container["env"]}
     [config_ref] = [source["configMapRef"]["name"] for source in container["envFrom"]]
     assert config_ref == docs["ConfigMap"]["metadata"]["name"]
     assert docs["Service"]["spec"]["selector"].items() <= labels.items()
@@ -156,3 +168,18 @@ def test_deployment_is_wired_for_graceful_and_safe_operation() -> None:
     assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
     port_names = {p["name"] for p in container["ports"]}
     assert docs["Service"]["spec"]["ports"][0]["targetPort"] in port_names
+
+
+def test_postgres_is_wired_for_the_replicas() -> None:
+    """Every replica shares one PostgreSQL: its Service answers on 5432, its data on a volume claim."""
+    docs = manifests("llm-api-postgres")
+    service, statefulset = docs["Service"], docs["StatefulSet"]
+    pod = statefulset["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert service["spec"]["ports"][0]["port"] == 5432
+    [container] = pod["spec"]["containers"]
+    assert container["readinessProbe"]["exec"]["command"][0] == "pg_isready"
+    [claim] = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] in {m["name"] for m in container["volumeMounts"]}
+    password = next(e for e in container["env"] if e["name"] == "POSTGRES_PASSWORD")
+    assert "secretKeyRef" in password["valueFrom"]

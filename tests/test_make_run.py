@@ -18,7 +18,9 @@ def test_make_run_prints_curl_lines_that_work() -> None:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("ANTHROPIC_", "OPENAI_", "API_KEY", "OTEL_", "REDIS_", "RATE_LIMIT"))
+        if not k.startswith(
+            ("ANTHROPIC_", "OPENAI_", "API_KEY", "OTEL_", "REDIS_", "RATE_LIMIT", "DATABASE_")
+        )
     }
     env.update(
         {"BIND": f"127.0.0.1:{port}", "EMULATOR_PORT": str(emulator_port), "OTEL_SDK_DISABLED": "true"}
@@ -58,6 +60,7 @@ def test_make_run_prints_curl_lines_that_work() -> None:
         streamed = run(streaming)
         assert 'data: {"delta":"Hello"}' in streamed.stdout
         assert streamed.stdout.rstrip().endswith("data: [DONE]")
+        assert "./data/llm_api.db" in text and (ROOT / "data" / "llm_api.db").is_file()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

@@ -12,16 +12,18 @@ from starlette.responses import Response
 
 from llm_api.chat_model import ChatResult, EventBatch
 from llm_api.codecs import gateway_chat
-from llm_api.deps import ChatServiceDep, SettingsDep
+from llm_api.deps import ChatServiceDep, SettingsDep, SpendGuardDep
 from llm_api.error_handlers import gateway_error_response, safe_validation_details
 from llm_api.errors import GatewayError, InvalidRequest
 from llm_api.routers.disconnect import unless_disconnected
 from llm_api.routers.openapi import request_body
 from llm_api.routers.sse import SSEResponse
+from llm_api.routers.streams import Streamer
 from llm_api.schemas import ChatRequest, ChatResponse, ErrorResponse
-from llm_api.security.auth import ClientKeyDep
-from llm_api.services.llm import ChatService, PreparedCall
+from llm_api.security.auth import ClientDep
+from llm_api.services.llm import PreparedCall
 from llm_api.services.routed import RoutedCall
+from llm_api.services.spending import MeteredChat
 
 router = APIRouter()
 
@@ -49,7 +51,7 @@ def stream_error_event(exc: GatewayError) -> bytes:
     return b"data: " + orjson.dumps({"error": exc.error_type, "detail": exc.message}) + b"\n\n"
 
 
-async def sse_events(service: ChatService, call: PreparedCall | RoutedCall) -> AsyncGenerator[bytes, None]:
+async def sse_events(service: Streamer, call: PreparedCall | RoutedCall) -> AsyncGenerator[bytes, None]:
     """Encode each delta as one `data:` event (those that arrived together in one chunk) and finish with
     exactly one `[DONE]`."""
     async with aclosing(service.stream_answer(call)) as items:
@@ -69,20 +71,25 @@ async def sse_events(service: ChatService, call: PreparedCall | RoutedCall) -> A
     summary="Chat with Claude or OpenAI; JSON, or SSE with stream=true",
 )
 async def chat(
-    request: Request, _key_id: ClientKeyDep, service: ChatServiceDep, settings: SettingsDep
+    request: Request,
+    client: ClientDep,
+    service: ChatServiceDep,
+    guard: SpendGuardDep,
+    settings: SettingsDep,
 ) -> Response:
     chat_request = parse_chat_request(await request.body(), max_messages=settings.max_messages)
     neutral, defaulted = gateway_chat.decode_request(chat_request, default_model=settings.default_model)
     call = service.prepare(neutral, defaulted=defaulted, cache_control=request.headers.get("cache-control"))
+    metered = await MeteredChat.reserve(service, call, guard=guard, client=client, chat=neutral)
     headers = call.headers()
     if chat_request.stream:
         return SSEResponse(
-            sse_events(service, call),
+            sse_events(metered, call),
             ping_interval_s=settings.stream_ping_interval_s,
             error_response=gateway_error_response,
             error_event=stream_error_event,
             headers=headers,
         )
-    result = await unless_disconnected(request, service.answer(call))
+    result = await unless_disconnected(request, metered.answer(call))
     assert isinstance(result, ChatResult), "a neutral chat is always translated"
     return Response(gateway_chat.encode_response(result), media_type="application/json", headers=headers)

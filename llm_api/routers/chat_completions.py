@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from llm_api.chat_model import MessageStart
 from llm_api.codecs import openai_chat
-from llm_api.deps import ChatServiceDep, SettingsDep
+from llm_api.deps import ChatServiceDep, SettingsDep, SpendGuardDep
 from llm_api.error_handlers import OPENAI, gateway_error_response, stream_error_frame
 from llm_api.errors import GatewayError
 from llm_api.routers.disconnect import unless_disconnected
@@ -24,9 +24,10 @@ from llm_api.routers.openapi import request_body
 from llm_api.routers.schemas import OPENAI_ERRORS, json_or_sse
 from llm_api.routers.sse import SSEResponse
 from llm_api.routers.streams import model_of, stream_body
-from llm_api.security.auth import ClientKeyDep
+from llm_api.security.auth import ClientDep
 from llm_api.services.llm import WireRequest
 from llm_api.services.providers.base import RelayedResponse
+from llm_api.services.spending import MeteredChat
 
 router = APIRouter()
 
@@ -56,7 +57,11 @@ def stream_error_event(exc: GatewayError) -> bytes:
     response_class=Response,
 )
 async def chat_completions(
-    request: Request, _key_id: ClientKeyDep, service: ChatServiceDep, settings: SettingsDep
+    request: Request,
+    client: ClientDep,
+    service: ChatServiceDep,
+    guard: SpendGuardDep,
+    settings: SettingsDep,
 ) -> Response:
     body = openai_chat.validate_request(await request.body())
     wire = WireRequest(
@@ -67,6 +72,7 @@ async def chat_completions(
         names=_names(body),
     )
     call = service.prepare_wire(wire, cache_control=request.headers.get("cache-control"))
+    metered = await MeteredChat.reserve(service, call, guard=guard, client=client)
     headers = call.headers()
     created = int(time.time())
     if wire.stream:
@@ -79,7 +85,7 @@ async def chat_completions(
                 include_usage=wire.include_usage,
             )
 
-        events = stream_body(service, call, encoder_for, finish=openai_chat.StreamEncoder.done)
+        events = stream_body(metered, call, encoder_for, finish=openai_chat.StreamEncoder.done)
         return SSEResponse(
             events,
             ping_interval_s=settings.stream_ping_interval_s,
@@ -87,7 +93,7 @@ async def chat_completions(
             error_event=stream_error_event,
             headers=headers,
         )
-    result = await unless_disconnected(request, service.answer(call))
+    result = await unless_disconnected(request, metered.answer(call))
     if isinstance(result, RelayedResponse):
         return Response(result.body, media_type="application/json", headers=headers)
     answer = openai_chat.encode_response(result, created=created)

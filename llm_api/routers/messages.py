@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from llm_api.chat_model import MessageStart
 from llm_api.codecs import anthropic_messages
-from llm_api.deps import ChatServiceDep, SettingsDep
+from llm_api.deps import ChatServiceDep, SettingsDep, SpendGuardDep
 from llm_api.error_handlers import ANTHROPIC, gateway_error_response, stream_error_frame
 from llm_api.errors import GatewayError
 from llm_api.routers.disconnect import unless_disconnected
@@ -23,9 +23,11 @@ from llm_api.routers.openapi import request_body
 from llm_api.routers.schemas import ANTHROPIC_ERRORS, json_or_sse
 from llm_api.routers.sse import SSEResponse
 from llm_api.routers.streams import model_of, stream_body
-from llm_api.security.auth import ClientKeyDep
+from llm_api.security.auth import ClientDep
+from llm_api.security.managed_keys import authorize_model
 from llm_api.services.llm import WireRequest
 from llm_api.services.providers.base import RelayedResponse
+from llm_api.services.spending import MeteredChat
 
 router = APIRouter()
 
@@ -75,17 +77,22 @@ def stream_error_event(exc: GatewayError) -> bytes:
     response_class=Response,
 )
 async def messages(
-    request: Request, _key_id: ClientKeyDep, service: ChatServiceDep, settings: SettingsDep
+    request: Request,
+    client: ClientDep,
+    service: ChatServiceDep,
+    guard: SpendGuardDep,
+    settings: SettingsDep,
 ) -> Response:
     wire = _wire(request, anthropic_messages.validate_request(await request.body()))
     call = service.prepare_wire(wire, cache_control=request.headers.get("cache-control"))
+    metered = await MeteredChat.reserve(service, call, guard=guard, client=client)
     headers = call.headers()
     if wire.stream:
 
         def encoder_for(start: MessageStart) -> anthropic_messages.StreamEncoder:
             return anthropic_messages.StreamEncoder(id=start.id, model=start.model or model_of(call))
 
-        events = stream_body(service, call, encoder_for)
+        events = stream_body(metered, call, encoder_for)
         return SSEResponse(
             events,
             ping_interval_s=settings.stream_ping_interval_s,
@@ -93,7 +100,7 @@ async def messages(
             error_event=stream_error_event,
             headers=headers,
         )
-    result = await unless_disconnected(request, service.answer(call))
+    result = await unless_disconnected(request, metered.answer(call))
     if isinstance(result, RelayedResponse):
         return Response(result.body, media_type="application/json", headers=headers)
     answer = anthropic_messages.encode_response(result)
@@ -107,8 +114,11 @@ async def messages(
     summary="Count a Messages request's input tokens (Claude: Anthropic's count; others: an estimate)",
     response_class=Response,
 )
-async def count_tokens(request: Request, _key_id: ClientKeyDep, service: ChatServiceDep) -> Response:
+async def count_tokens(
+    request: Request, client: ClientDep, service: ChatServiceDep, settings: SettingsDep
+) -> Response:
     wire = _wire(request, anthropic_messages.validate_count_tokens(await request.body()))
+    authorize_model(client, wire.model or settings.default_model)
     count = await unless_disconnected(request, service.count_tokens(wire))
     headers = {ESTIMATE_HEADER: "estimate"} if count.estimated else {}
     return Response(

@@ -8,9 +8,15 @@ from contextlib import aclosing
 from typing import Protocol, TypeVar
 
 from llm_api.chat_model import EventBatch, MessageStart, StreamEvent
-from llm_api.services.llm import ChatService, PreparedCall
-from llm_api.services.providers.base import RawFrames
+from llm_api.services.llm import PreparedCall
+from llm_api.services.providers.base import RawFrames, StreamItem
 from llm_api.services.routed import RoutedCall
+
+
+class Streamer(Protocol):
+    """What streams a call: the ChatService, or a MeteredChat (the same under a reservation)."""
+
+    def stream_answer(self, call: PreparedCall | RoutedCall) -> AsyncGenerator[StreamItem, None]: ...
 
 
 class StreamEncoder(Protocol):
@@ -26,7 +32,7 @@ def model_of(call: PreparedCall | RoutedCall) -> str:
 
 
 async def stream_body(
-    service: ChatService,
+    service: Streamer,
     call: PreparedCall | RoutedCall,
     encoder_for: Callable[[MessageStart], E],
     *,

@@ -1,20 +1,26 @@
-"""The client-key dependency: authenticate (bearer or x-api-key), then charge the per-key rate limit."""
+"""The client-key dependency: authenticate (bearer or x-api-key), then charge the per-key rate limit.
+
+A presented key is checked against API_KEYS / API_KEY_HASHES first (global limits), then against the
+managed keys (per-key limits and models; see `managed_keys`).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from llm_api.errors import AuthenticationFailed, RateLimited
 from llm_api.security.keys import KeyStore
+from llm_api.security.managed_keys import ClientKey, ManagedKeys, check_usable
 from llm_api.security.ratelimit import RateLimiter
 from llm_api.utils.context import request_context
 
 DEV_KEY_ID = "unauthenticated"
 
 
-def _presented_key(request: Request) -> str | None:
+def presented_key(request: Request) -> str | None:
     """The key from `Authorization: Bearer <key>` or, when there is none, from `x-api-key: <key>`
     (the anthropic SDK's header); both are checked against the same keys."""
     header = request.headers.get("authorization")
@@ -39,33 +45,72 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def require_client_key(request: Request) -> str:
-    """Return the caller's key id, or raise 401 (after charging the auth-failure limit)."""
+async def identify(request: Request, token: str) -> ClientKey | None:
+    """The client key `token` belongs to, or None; 401 for a managed key that is revoked or expired."""
     state = request.app.state
     keys: KeyStore = state.key_store
+    found = keys.authenticate(token)
+    if found is not None:
+        return ClientKey(id=found)
+    managed: ManagedKeys | None = getattr(state, "managed_keys", None)
+    if managed is None:
+        return None
+    match = await managed.lookup(token)
+    if match is None:
+        return None
+    refusal = check_usable(match, dt.datetime.now(dt.UTC))
+    if refusal is not None:
+        context = request_context()
+        if context is not None:
+            context.key_id = match.key.id
+        raise AuthenticationFailed(refusal)
+    return ClientKey(id=match.key.id, managed=match.key)
+
+
+async def charge_auth_failure(request: Request) -> None:
+    state = request.app.state
+    limiter: RateLimiter = state.rate_limiter
+    try:
+        await limiter.check_auth_failure(client_address(request))
+    except RateLimited:
+        state.metrics.record_rate_limit_rejection(scope="auth_failure")
+        raise
+
+
+async def require_client(request: Request) -> ClientKey:
+    """Return the caller's key, or raise 401 (after charging the auth-failure limit)."""
+    state = request.app.state
     limiter: RateLimiter = state.rate_limiter
     context = request_context()
-    if keys.empty:  # development mode (ALLOW_UNAUTHENTICATED): everyone shares one bucket
-        ident = DEV_KEY_ID
+    if state.unauthenticated:  # development mode (ALLOW_UNAUTHENTICATED): everyone shares one bucket
+        client = ClientKey(id=DEV_KEY_ID)
     else:
-        token = _presented_key(request)
-        found = keys.authenticate(token) if token is not None else None
+        token = presented_key(request)
+        try:
+            found = await identify(request, token) if token is not None else None
+        except AuthenticationFailed:
+            await charge_auth_failure(request)
+            raise
         if found is None:
-            try:
-                await limiter.check_auth_failure(client_address(request))
-            except RateLimited:
-                state.metrics.record_rate_limit_rejection(scope="auth_failure")
-                raise
+            await charge_auth_failure(request)
             raise AuthenticationFailed()
-        ident = found
+        client = found
     if context is not None:
-        context.key_id = ident
+        context.key_id = client.id
     try:
-        await limiter.check_key(ident)
+        await limiter.check_key(client.id, rpm_limit=client.rpm_limit)
     except RateLimited:
-        state.metrics.record_rate_limit_rejection(scope="key", key_id=ident)
+        state.metrics.record_rate_limit_rejection(scope="key", key_id=client.id)
         raise
-    return ident
+    return client
+
+
+ClientDep = Annotated[ClientKey, Depends(require_client)]
+
+
+async def require_client_key(client: ClientDep) -> str:
+    """The caller's key id (see `require_client`)."""
+    return client.id
 
 
 ClientKeyDep = Annotated[str, Depends(require_client_key)]

@@ -1,23 +1,23 @@
 """Per-key and per-address rate limits: `limits.aio` on Redis, with an in-process fallback.
 
-Why not slowapi's `Limiter` itself: its check is synchronous (a blocking Redis round trip on the
-event loop, slowapi#130), it refuses async storages (limits#171) and its middleware breaks streaming
-responses (slowapi#249, #260). We keep its shape — the limit strings, one key function per limit
-(the key id; the client address for authentication failures), `RateLimitExceeded`'s 429 with
-`Retry-After` and `X-RateLimit-*` — and do the check with `limits.aio` behind a FastAPI dependency.
+Why `limits.aio` and not slowapi (which is not a dependency): slowapi's `Limiter` checks synchronously (a
+blocking Redis round trip on the event loop, slowapi#130), refuses async storages (limits#171) and its
+middleware breaks streaming responses (slowapi#249, #260). We keep its shape — the limit strings, one key
+function per limit (the key id; the client address for authentication failures), a 429 with `Retry-After`
+and `X-RateLimit-*` — and do the check with `limits.aio` behind a FastAPI dependency.
 
-Outage policy: when Redis fails or answers slower than RATE_LIMIT_REDIS_TIMEOUT_S, the worker logs one
-warning, then limits in process (`limits` MemoryStorage, same limits) — or, with
-RATE_LIMIT_FAIL_CLOSED, answers 503 — while a background probe pings Redis every second; as soon as it
-answers, the shared counters apply again.
+Outage policy (see `redis_link`): only when Redis itself does not answer does the worker log one warning
+and limit in process — or, with RATE_LIMIT_FAIL_CLOSED, answer 503 — while a background probe pings
+Redis every second. The in-process fallback allows each worker its share of each limit (limit /
+WEB_CONCURRENCY, rounded up), and it counts every request this worker admitted within the window, shared
+or not, so a flapping Redis never hands out a fresh limit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-import time
+import functools
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,16 +29,34 @@ from redis.backoff import NoBackoff
 
 from llm_api.errors import RateLimitBackendUnavailable, RateLimited
 from llm_api.security.limit_rules import parse_limit, parse_overrides, storage_uri
+from llm_api.security.redis_link import (
+    RedisBusy,
+    RedisDown,
+    RedisLink,
+    basic_redis_url,
+    blocking_pool,
+    hard_deadline_s,
+    probe_client,
+)
 from llm_api.security.windows import RedisSlidingWindow, StrategyWindow, Window, WindowState
 from llm_api.utils.context import request_context
 
 if TYPE_CHECKING:
     from llm_api.config import Settings
 
-log = logging.getLogger("llm_api.ratelimit")
-
 KEY_SCOPE = "key"
 AUTH_FAILURE_SCOPE = "auth-failure"
+DEFAULT_MAX_CONNECTIONS = 64
+
+
+def worker_share(item: RateLimitItem, workers: int) -> RateLimitItem:
+    """The same limit with `ceil(amount / workers)`: one worker's part of it during an outage."""
+    return type(item)(math.ceil(item.amount / max(1, workers)), item.multiples, item.namespace)
+
+
+@functools.lru_cache(maxsize=256)
+def per_minute(requests: int) -> tuple[RateLimitItem, ...]:
+    return parse_limit(f"{requests}/minute", setting="rpm_limit")
 
 
 class RateLimiter:
@@ -54,36 +72,59 @@ class RateLimiter:
         redis_uri: str | None = None,
         key_prefix: str = "llm_api",
         redis_timeout_s: float = 0.25,
+        redis_max_connections: int = DEFAULT_MAX_CONNECTIONS,
         fail_closed: bool = False,
         probe_interval_s: float = 1.0,
+        workers: int = 1,
     ) -> None:
         self._default = default
         self._auth_failure = auth_failure
         self._overrides = dict(overrides or {})
         self._fail_closed = fail_closed
-        self._timeout_s = redis_timeout_s
-        self._probe_interval_s = probe_interval_s
+        self._workers = workers
         self._memory = StrategyWindow(strategy, MemoryStorage())
+        self._shares: dict[int, RateLimitItem] = {}
         self._redis: RedisStorage | None = None
         self._shared: Window | None = None
-        self._degraded = False
-        self._probe: asyncio.Task[None] | None = None
+        self._link: RedisLink | None = None
+        self._stats: StrategyWindow | None = None
         if redis_uri is not None:
-            # No retries inside redis-py: one bounded attempt, then the fallback decides.
+            # No retries inside redis-py: one bounded attempt, then the link decides what it means.
             options: dict[str, Any] = {
                 "implementation": "redispy",
                 "key_prefix": key_prefix,
-                "socket_timeout": redis_timeout_s,
-                "socket_connect_timeout": redis_timeout_s,
+                "socket_timeout": hard_deadline_s(redis_timeout_s),
+                "socket_connect_timeout": hard_deadline_s(redis_timeout_s),
                 "retry": Retry(NoBackoff(), 0),
             }
+            basic_url = basic_redis_url(redis_uri)
+            if basic_url is not None:
+                options = {
+                    "implementation": "redispy",
+                    "key_prefix": key_prefix,
+                    "connection_pool": blocking_pool(
+                        basic_url,
+                        max_connections=redis_max_connections,
+                        timeout_s=hard_deadline_s(redis_timeout_s),
+                    ),
+                }
             storage = storage_from_string(redis_uri, **options)
             assert isinstance(storage, RedisStorage)
             self._redis = storage
+            self._stats = StrategyWindow(strategy, storage)
             self._shared = (
                 RedisSlidingWindow(storage)
                 if strategy == "sliding-window-counter"
                 else StrategyWindow(strategy, storage)
+            )
+            client = storage.bridge.get_connection()  # type: ignore[attr-defined]
+            # Its own timeouts are generous: the link bounds each ping (see RedisLink._confirm).
+            probe = probe_client(basic_url, timeout_s=max(1.0, 8 * redis_timeout_s)) if basic_url else client
+            self._link = RedisLink(
+                probe=probe,
+                timeout_s=redis_timeout_s,
+                fail_closed=fail_closed,
+                probe_interval_s=probe_interval_s,
             )
 
     @classmethod
@@ -101,17 +142,30 @@ class RateLimiter:
             redis_uri=storage_uri(settings.redis_url) if settings.redis_url else None,
             key_prefix=settings.rate_limit_key_prefix,
             redis_timeout_s=settings.rate_limit_redis_timeout_s,
+            redis_max_connections=settings.rate_limit_redis_max_connections,
             fail_closed=settings.rate_limit_fail_closed,
+            workers=settings.web_concurrency,
         )
 
     @property
     def degraded(self) -> bool:
-        """True while Redis is configured but failing (requests are limited in process, or refused)."""
-        return self._degraded
+        """True while Redis is configured but not answering (requests are limited in process, or refused)."""
+        return self._link is not None and self._link.degraded
 
-    async def check_key(self, key_id: str) -> None:
-        """Charge the limit of `key_id`; its headers go into the request context for every response."""
-        items = self._overrides.get(key_id, self._default)
+    @property
+    def link(self) -> RedisLink | None:
+        """The worker's Redis link (None without REDIS_URL); the spend guard shares it."""
+        return self._link
+
+    @property
+    def redis_client(self) -> Any:
+        """The redis-py client the limiter uses (plain, Sentinel primary or Cluster), or None."""
+        return None if self._redis is None else self._redis.bridge.get_connection()  # type: ignore[attr-defined]
+
+    async def check_key(self, key_id: str, *, rpm_limit: int | None = None) -> None:
+        """Charge the limit of `key_id` (`rpm_limit`, a managed key's own, replaces RATE_LIMIT); its
+        headers go into the request context for every response."""
+        items = per_minute(rpm_limit) if rpm_limit is not None else self._overrides.get(key_id, self._default)
         state = await self._charge(items, KEY_SCOPE, key_id)
         headers = state.headers()
         context = request_context()
@@ -119,6 +173,16 @@ class RateLimiter:
             context.response_headers.update(headers)
         if not state.allowed:
             raise RateLimited(f"rate limit exceeded: {state.limit} requests per window", headers=headers)
+
+    async def requests_in_window(self, key_id: str, *, rpm_limit: int | None = None) -> int:
+        """Requests `key_id` made in its first limit's current window (for the admin API's usage);
+        `rpm_limit` as for `check_key`."""
+        items = per_minute(rpm_limit) if rpm_limit is not None else self._overrides.get(key_id, self._default)
+        item = items[0]
+        if self._stats is not None and self._link is not None:
+            stats = self._stats
+            return await self._link.call(lambda: stats.used(item, KEY_SCOPE, key_id))
+        return await self._memory.used(item, KEY_SCOPE, key_id)
 
     async def check_auth_failure(self, client: str) -> None:
         """Charge a failed authentication to the client address; 429 once the address has spent its limit."""
@@ -132,17 +196,12 @@ class RateLimiter:
         /readyz reports this. In the default fail-open mode requests that do arrive are still served
         with the in-process fallback; the probe tells the orchestrator the shared limit is not in force.
         """
-        if self._redis is None:
-            return True
-        return await self._ping()
+        return self._link is None or await self._link.ping()
 
     async def aclose(self) -> None:
         """Stop the probe and close the Redis connections (lifespan shutdown)."""
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
-            self._probe = None
+        if self._link is not None:
+            await self._link.aclose()
         if self._redis is not None:
             bridge: Any = self._redis.bridge
             clients = {id(c): c for c in (bridge.get_connection(False), bridge.get_connection(True))}
@@ -151,17 +210,38 @@ class RateLimiter:
                     await client.aclose()
 
     async def _charge(self, items: tuple[RateLimitItem, ...], scope: str, ident: str) -> WindowState:
-        if self._shared is not None and not self._degraded:
+        if self._shared is not None and self._link is not None:
+            shared = self._shared
             try:
-                async with asyncio.timeout(self._deadline_s):
-                    return await self._hit_all(self._shared, items, scope, ident)
-            except Exception as exc:  # any storage failure degrades (logged once)
-                self._enter_fallback(exc)
-        if self._shared is not None and self._fail_closed:
-            raise RateLimitBackendUnavailable(
-                "rate limiting is temporarily unavailable; try again shortly", headers={"Retry-After": "1"}
-            )
+                state = await self._link.call(lambda: self._hit_all(shared, items, scope, ident))
+            except RedisBusy:
+                raise RateLimitBackendUnavailable(
+                    "the rate-limit check did not finish in time; try again shortly",
+                    headers={"Retry-After": "1"},
+                ) from None
+            except RedisDown:
+                if self._fail_closed:
+                    raise RateLimitBackendUnavailable(
+                        "rate limiting is temporarily unavailable; try again shortly",
+                        headers={"Retry-After": "1"},
+                    ) from None
+            else:
+                if state.allowed:
+                    # Counted in process too, so that an outage starts from what this worker admitted.
+                    for share in self._shares_of(items):
+                        await self._memory.consume(share, scope, ident)
+                return state
+            return await self._hit_all(self._memory, self._shares_of(items), scope, ident)
         return await self._hit_all(self._memory, items, scope, ident)
+
+    def _shares_of(self, items: tuple[RateLimitItem, ...]) -> tuple[RateLimitItem, ...]:
+        shares = []
+        for item in items:
+            share = self._shares.get(id(item))
+            if share is None:
+                share = self._shares[id(item)] = worker_share(item, self._workers)
+            shares.append(share)
+        return tuple(shares)
 
     @staticmethod
     async def _hit_all(
@@ -177,41 +257,3 @@ class RateLimiter:
                 tightest = state
         assert tightest is not None
         return tightest
-
-    @property
-    def _deadline_s(self) -> float:
-        # Connect and reply each get RATE_LIMIT_REDIS_TIMEOUT_S; this bounds the whole check.
-        return 2 * self._timeout_s
-
-    def _enter_fallback(self, exc: BaseException) -> None:
-        if self._degraded:
-            return
-        self._degraded = True
-        log.warning(
-            "rate-limit storage unavailable: %s until Redis answers again",
-            "refusing requests (503)" if self._fail_closed else "limiting in process",
-            extra={"exception_type": type(exc).__name__, "fail_closed": self._fail_closed},
-        )
-        if self._probe is None or self._probe.done():
-            self._probe = asyncio.create_task(self._probe_until_recovered(), name="ratelimit-redis-probe")
-
-    async def _probe_until_recovered(self) -> None:
-        started = time.monotonic()
-        while True:
-            await asyncio.sleep(self._probe_interval_s)
-            if await self._ping():
-                self._degraded = False
-                log.info(
-                    "rate-limit storage recovered: shared limits apply again",
-                    extra={"outage_s": round(time.monotonic() - started, 3)},
-                )
-                return
-
-    async def _ping(self) -> bool:
-        if self._redis is None:
-            return True
-        try:
-            async with asyncio.timeout(self._deadline_s):
-                return bool(await self._redis.check())
-        except TimeoutError:
-            return False

@@ -68,6 +68,15 @@ class StrategyWindow:
         remaining = max(0, min(item.amount, int(stats.remaining)))
         return WindowState(allowed=allowed, limit=item.amount, remaining=remaining, reset_at=stats.reset_time)
 
+    async def used(self, item: RateLimitItem, *identifiers: str) -> int:
+        """Hits counted in the current window."""
+        stats = await self._strategy.get_window_stats(item, *identifiers)
+        return max(0, item.amount - int(stats.remaining))
+
+    async def consume(self, item: RateLimitItem, *identifiers: str) -> None:
+        """Count one hit if there is room (no window read-back)."""
+        await self._strategy.hit(item, *identifiers)
+
 
 # limits' acquire_sliding_window.lua and sliding_window.lua in one script (times in milliseconds).
 # KEYS[1] = previous window, KEYS[2] = current window; ARGV = limit, expiry (s), cost.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 
 @dataclass(slots=True)
@@ -22,6 +23,12 @@ class RequestContext:
     dropped_params: list[str] = field(default_factory=list)
     # The error format of the endpoint called: "gateway" (/v1/chat and the rest), "openai", "anthropic".
     wire_format: str = "gateway"
+    # Spend (llm_api.spend, for the ledger): cache tokens, the cost (None: unknown price), how it was known.
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost_usd: Decimal | None = None
+    usage_estimated: bool = False
+    price_version: str | None = None
     # Headers every response to this request carries (the X-RateLimit-* of the caller's limit).
     response_headers: dict[str, str] = field(default_factory=dict)
     # Router (GATEWAY_CONFIG): the model that served (what the ledger prices), the chain tried
@@ -30,6 +37,8 @@ class RequestContext:
     route: list[dict[str, object]] | None = None
     fallbacks: int = 0
     cache_hit: bool = False  # answered from the response cache: no upstream call, no tokens
+    # For the usage ledger (store): set by the middleware (endpoint).
+    endpoint: str | None = None  # the API endpoint; None: this request gets no ledger row
 
 
 current_request: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)

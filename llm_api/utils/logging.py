@@ -35,6 +35,9 @@ _STANDARD = frozenset(
 )
 # Loggers that log request bodies and headers at DEBUG.
 SDK_LOGGERS = ("httpx", "httpx2", "httpcore", "anthropic", "openai")
+# Database loggers: SQLAlchemy logs every statement with its parameters at INFO, aiosqlite every call at
+# DEBUG (both follow the root level). Kept at WARNING; migrations say what they did on llm_api.store.
+DATABASE_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncpg", "alembic")
 # Loggers whose handlers gunicorn and uvicorn install in the worker (not ours, but filtered too).
 SERVER_LOGGERS = ("gunicorn.error", "gunicorn.access", "uvicorn", "uvicorn.error", "uvicorn.access")
 
@@ -125,7 +128,7 @@ def configure_logging(level: str, *, secrets: Iterable[str] = ()) -> None:
     numeric = logging.getLevelName(level)
     # Don't even build their DEBUG records (the filter drops them anyway); their INFO lines ("HTTP Request:
     # POST … 200 OK" per upstream call) repeat what the access line says, at a cost on every request.
-    for name in SDK_LOGGERS:
+    for name in (*SDK_LOGGERS, *DATABASE_LOGGERS):
         logging.getLogger(name).setLevel(max(logging.WARNING, numeric))
     foreign = {
         id(h): h

@@ -4,6 +4,7 @@
     gen_ai.client.token.usage                    histogram  {token}    gen_ai.token.type = input | output
     gen_ai.client.operation.time_to_first_chunk  histogram  s          streams only
     llm_api.rate_limit.rejections                counter    {request}  llm_api.rate_limit.scope
+    llm_api.usage.rows_dropped                   counter    {row}      usage rows the ledger could not keep
 
 HTTP request count and duration (`http.server.request.duration`) come from the FastAPI instrumentation.
 """
@@ -23,6 +24,7 @@ OPERATION_DURATION = "gen_ai.client.operation.duration"
 TOKEN_USAGE = "gen_ai.client.token.usage"  # noqa: S105 - a metric name
 TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
 RATE_LIMIT_REJECTIONS = "llm_api.rate_limit.rejections"
+USAGE_ROWS_DROPPED = "llm_api.usage.rows_dropped"
 
 Attributes = Mapping[str, AttributeValue]
 
@@ -55,6 +57,11 @@ class GatewayMetrics:
             unit="{request}",
             description="Requests refused with 429 by the gateway's own rate limiter.",
         )
+        self._usage_rows_dropped = meter.create_counter(
+            USAGE_ROWS_DROPPED,
+            unit="{row}",
+            description="Usage ledger rows dropped: the queue was full while the database was failing.",
+        )
 
     def record_operation(self, duration_s: float, *, attributes: Attributes) -> None:
         """One finished upstream call; `attributes` carry error.type when it failed."""
@@ -73,3 +80,6 @@ class GatewayMetrics:
         if key_id is not None:
             attributes["llm_api.key_id"] = key_id
         self._rate_limit_rejections.add(1, attributes=attributes)
+
+    def record_usage_rows_dropped(self, count: int) -> None:
+        self._usage_rows_dropped.add(count)

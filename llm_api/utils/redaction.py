@@ -86,18 +86,20 @@ def _scrub(value: object, *, field: str | None) -> object:
 
 
 def known_secrets(settings: Settings) -> list[str]:
-    """Every configured secret value, for the log filter: client keys, provider keys, the Redis password."""
+    """Every configured secret value, for the log filter: client keys, provider keys, the admin key, the
+    Redis and database passwords."""
     secrets = [key.get_secret_value() for key in settings.api_keys]
-    for provider_key in (settings.anthropic_api_key, settings.openai_api_key):
+    for provider_key in (settings.anthropic_api_key, settings.openai_api_key, settings.admin_api_key):
         if provider_key is not None:
             secrets.append(provider_key.get_secret_value())
-    if settings.redis_url:
-        try:
-            password = urlsplit(settings.redis_url).password
-        except ValueError:
-            password = None
-        if password:
-            secrets.append(password)
+    for url in (settings.redis_url, settings.database_url):
+        if url:
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                secrets.append(password)
     return secrets
 
 

@@ -1,0 +1,404 @@
+"""`SpendGuard`: reserve a request's worst case before it goes upstream, settle or release it after.
+
+One Lua call reserves the worst case (estimated input + max output tokens, and what they cost at the
+model's dearest rates) against every token window and the budget of the key; if any would overflow,
+nothing is reserved and the request is refused (429 tokens, 402 budget). After the call `settle`
+replaces the reservation by the provider's usage; after an error the provider does not bill, `release`
+drops it. A reservation nobody settles (the worker died) expires by itself.
+
+Outages (Redis does not answer): budgeted keys fail closed (503 budget_unavailable); token limits follow
+RATE_LIMIT_FAIL_CLOSED: 503, or this worker's share of each limit in process (`LocalSpend`).
+A budget period whose spend is missing in Redis (a flush, a restart without persistence) is rebuilt
+from the ledger (`spend_source`) under a lock before its next budgeted request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from llm_api.chat_model import Usage
+from llm_api.errors import BudgetExceeded, BudgetUnavailable, ModelPriceUnknown, RateLimitBackendUnavailable
+from llm_api.security.redis_link import RedisBusy, RedisDown, RedisLink
+from llm_api.spend import scripts
+from llm_api.spend.headers import token_headers, token_refusal
+from llm_api.spend.local import LocalSpend
+from llm_api.spend.periods import PeriodWindow, period_window
+from llm_api.spend.prices import NANO, PriceTable, cost, to_nano_usd, worst_case_cost
+from llm_api.spend.rebuild import rebuild_period
+from llm_api.spend.types import (
+    MINUTE_S,
+    KeyLimits,
+    Reservation,
+    ReserveResult,
+    ReserveStatus,
+    SpendSource,
+    TokenWindow,
+    UsageSnapshot,
+    parse_token_limit,
+)
+from llm_api.utils.context import request_context
+
+if TYPE_CHECKING:
+    from llm_api.config import Settings
+    from llm_api.security.ratelimit import RateLimiter
+
+log = logging.getLogger("llm_api.spend")
+
+REBUILD_POLL_S = 0.05
+
+
+class SpendGuard:
+    """The reservation engine of one worker (built in the lifespan; Redis shared with the RateLimiter)."""
+
+    def __init__(
+        self,
+        *,
+        prices: PriceTable,
+        default_limits: KeyLimits,
+        client: Any | None = None,
+        link: RedisLink | None = None,
+        key_prefix: str = "llm_api",
+        reservation_ttl_s: float = 900.0,
+        workers: int = 1,
+        fail_closed: bool = False,
+        spend_source: SpendSource | None = None,
+        rebuild_timeout_s: float = 5.0,
+        limiter: RateLimiter | None = None,
+        default_max_output_tokens: int = 32_000,
+    ) -> None:
+        self.prices = prices
+        self.default_limits = default_limits
+        self._client = client
+        self._link = link
+        self._prefix = key_prefix
+        self._ttl_s = reservation_ttl_s
+        self._workers = max(1, workers)
+        self._fail_closed = fail_closed
+        self._spend_source = spend_source
+        self._rebuild_timeout_s = rebuild_timeout_s
+        self._limiter = limiter
+        self._default_max_output = default_max_output_tokens
+        self._local = LocalSpend()
+        self._reserve: Any = None
+        self._settle: Any = None
+        self._release: Any = None
+        self._rebuild: Any = None
+        self._snapshot: Any = None
+        if client is not None:
+            self._reserve = client.register_script(scripts.RESERVE)
+            self._settle = client.register_script(scripts.SETTLE)
+            self._release = client.register_script(scripts.RELEASE)
+            self._rebuild = client.register_script(scripts.REBUILD)
+            self._snapshot = client.register_script(scripts.SNAPSHOT)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, limiter: RateLimiter, spend_source: SpendSource | None = None
+    ) -> SpendGuard:
+        """Build the guard on the limiter's Redis client (no connection is opened here)."""
+        return cls(
+            prices=PriceTable(settings.model_prices),
+            default_limits=KeyLimits(
+                tokens=parse_token_limit(settings.token_limit),
+                budget_usd=settings.budget_usd,
+                budget_period=settings.budget_period,
+            ),
+            client=limiter.redis_client,
+            link=limiter.link,
+            key_prefix=settings.rate_limit_key_prefix,
+            reservation_ttl_s=settings.spend_reservation_ttl_s,
+            workers=settings.web_concurrency,
+            fail_closed=settings.rate_limit_fail_closed,
+            spend_source=spend_source,
+            limiter=limiter,
+            default_max_output_tokens=settings.default_max_output_tokens,
+        )
+
+    def set_spend_source(self, spend_source: SpendSource | None) -> None:
+        """Where lost period spend is rebuilt from (the store's LedgerRepository.spend_since)."""
+        self._spend_source = spend_source
+
+    def max_output_tokens(self, requested: int | None) -> int:
+        """The output a request may produce: its max_tokens, or DEFAULT_MAX_OUTPUT_TOKENS without one."""
+        return requested if requested is not None else self._default_max_output
+
+    # ------------------------------------------------------------------ keys
+
+    def _keys(self, key_id: str, period: str | None) -> list[str]:
+        tag = f"{{{self._prefix}:spend:{key_id}}}"
+        return [f"{tag}:tok", f"{tag}:res", f"{tag}:held", f"{tag}:b:{period or 'none'}"]
+
+    @staticmethod
+    def _tracked(limits: KeyLimits) -> tuple[int, ...]:
+        # A limited key's tokens are also counted per minute (the admin API's minute_tokens).
+        return tuple(sorted({MINUTE_S, *(w.window_s for w in limits.tokens)}))
+
+    # ------------------------------------------------------------------ reserve
+
+    async def reserve(
+        self, *, key_id: str, limits: KeyLimits, model: str, input_tokens: int, max_output_tokens: int
+    ) -> Reservation:
+        """Hold the request's worst case, or raise RateLimited (429), BudgetExceeded (402),
+        ModelPriceUnknown (400) or a 503; the token headers go into the request context."""
+        price = self.prices.price_for(model)
+        if limits.budgeted and price is None:
+            raise ModelPriceUnknown(
+                f"model '{model}' has no known price, and this key has a budget: "
+                "use a priced model (or ask the operator to add it to MODEL_PRICES)"
+            )
+        tokens = input_tokens + max_output_tokens
+        worst = (
+            worst_case_cost(input_tokens=input_tokens, output_tokens=max_output_tokens, price=price)
+            if price is not None
+            else None
+        )
+        nano = to_nano_usd(worst) if worst is not None else 0
+        period = period_window(limits.budget_period) if limits.budgeted else None
+        reservation = Reservation(
+            id=uuid.uuid4().hex,
+            key_id=key_id,
+            model=model,
+            tokens=tokens,
+            cost_usd=worst,
+            price=price,
+            limits=limits,
+            period=period.ident if period else None,
+            period_ttl_s=period.ttl_s(datetime.now(UTC)) if period else None,
+            shared=self._client is not None,
+        )
+        if not limits.tokens and period is None:
+            return reservation  # nothing to hold: settle only counts
+        if self._client is None:
+            await self._seed_local(key_id, period)
+            result = self._reserve_locally(reservation, nano, limits.tokens, period)
+        else:
+            try:
+                result = await self._reserve_shared(reservation, nano, period)
+            except RedisDown:
+                if period is not None:
+                    raise BudgetUnavailable(
+                        "budgets are temporarily unavailable; try again shortly", headers={"Retry-After": "1"}
+                    ) from None
+                if self._fail_closed:
+                    raise RateLimitBackendUnavailable(
+                        "token limits are temporarily unavailable; try again shortly",
+                        headers={"Retry-After": "1"},
+                    ) from None
+                shares = tuple(
+                    TokenWindow(math.ceil(w.limit / self._workers), w.window_s) for w in limits.tokens
+                )
+                reservation = _unshared(reservation)
+                result = self._reserve_locally(reservation, nano, shares, None)
+        self._answer(result, reservation, limits)
+        return reservation
+
+    async def _reserve_shared(
+        self, reservation: Reservation, nano: int, period: PeriodWindow | None
+    ) -> ReserveResult:
+        assert self._link is not None
+        limits = reservation.limits
+        keys = self._keys(reservation.key_id, reservation.period)
+        budget_nano = to_nano_usd(limits.budget_usd, round_up=False) if limits.budget_usd is not None else -1
+        windows = [value for w in limits.tokens for value in (w.window_s, w.limit)]
+        args = [reservation.id, reservation.tokens, nano, int(self._ttl_s * 1000), budget_nano, *windows]
+        deadline = time.monotonic() + self._rebuild_timeout_s
+        rebuilt = False
+        while True:
+            result = ReserveResult.from_reply(
+                await self._bounded(lambda: self._reserve(keys=keys, args=args))
+            )
+            if result.status is not ReserveStatus.REBUILD:
+                break
+            assert period is not None
+            if time.monotonic() > deadline:
+                raise BudgetUnavailable(
+                    "the budget's spend is being rebuilt; try again shortly", headers={"Retry-After": "1"}
+                )
+            if not rebuilt:
+                rebuilt = await self._rebuild_period(reservation.key_id, period, keys[3])
+            if not rebuilt:
+                await asyncio.sleep(REBUILD_POLL_S)  # another worker holds the rebuild lock
+        if result.status is ReserveStatus.RESERVED:
+            # Mirrored in process, so that an outage starts from this worker's own usage.
+            self._local.reserve(
+                reservation.key_id,
+                reservation_id=reservation.id,
+                tokens=reservation.tokens,
+                nano=nano,
+                ttl_s=self._ttl_s,
+                windows=(),
+                budget_nano=None,
+                period="none",
+                record_only=True,
+            )
+        return result
+
+    def _reserve_locally(
+        self,
+        reservation: Reservation,
+        nano: int,
+        windows: tuple[TokenWindow, ...],
+        period: PeriodWindow | None,
+    ) -> ReserveResult:
+        limits = reservation.limits
+        return self._local.reserve(
+            reservation.key_id,
+            reservation_id=reservation.id,
+            tokens=reservation.tokens,
+            nano=nano,
+            ttl_s=self._ttl_s,
+            windows=tuple((w.window_s, w.limit) for w in windows),
+            budget_nano=(
+                to_nano_usd(limits.budget_usd, round_up=False)
+                if period is not None and limits.budget_usd is not None
+                else None
+            ),
+            period=period.ident if period else "none",
+        )
+
+    def _answer(self, result: ReserveResult, reservation: Reservation, limits: KeyLimits) -> None:
+        headers = token_headers(result)
+        context = request_context()
+        if context is not None:
+            context.response_headers.update(headers)
+        if result.status is ReserveStatus.OVER_BUDGET:
+            raise BudgetExceeded(
+                f"budget exceeded: this key may spend {limits.budget_usd} USD per {limits.budget_period}, "
+                "and this request's worst case does not fit in what is left"
+            )
+        if result.status in (ReserveStatus.OVER_TOKENS, ReserveStatus.TOO_LARGE):
+            raise token_refusal(result, requested=reservation.tokens)
+
+    async def _bounded(self, operation: Any) -> Any:
+        assert self._link is not None
+        try:
+            return await self._link.call(operation)
+        except RedisBusy:
+            raise RateLimitBackendUnavailable(
+                "the limit check did not finish in time; try again shortly", headers={"Retry-After": "1"}
+            ) from None
+
+    # ------------------------------------------------------------------ rebuild after a flush
+
+    async def _rebuild_period(self, key_id: str, period: PeriodWindow, budget_key: str) -> bool:
+        assert self._client is not None
+        return await rebuild_period(
+            client=self._client,
+            call=self._bounded,
+            script=self._rebuild,
+            spend_source=self._spend_source,
+            key_id=key_id,
+            period=period,
+            budget_key=budget_key,
+            timeout_s=self._rebuild_timeout_s,
+        )
+
+    async def _seed_local(self, key_id: str, period: PeriodWindow | None) -> None:
+        if period is None or self._local.has_spend(key_id, period.ident):
+            return
+        spent = Decimal(0)
+        if self._spend_source is not None:
+            spent = await self._spend_source(key_id, period.start)
+        self._local.seed_spend(key_id, period.ident, to_nano_usd(spent))
+
+    # ------------------------------------------------------------------ settle, release
+
+    async def settle(
+        self,
+        reservation: Reservation,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        estimated: bool = False,
+    ) -> Decimal | None:
+        """Replace the reservation by the actual usage; its cost in USD (None: the model has no price)."""
+        usage = Usage(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+        spent = cost(usage, reservation.price) if reservation.price is not None else None
+        context = request_context()
+        if context is not None:
+            context.cost_usd = spent
+            context.usage_estimated = estimated
+            context.price_version = self.prices.version if reservation.price is not None else None
+            context.cache_read_tokens = cache_read_tokens
+            context.cache_write_tokens = cache_write_tokens
+        tokens = usage.prompt_tokens + output_tokens
+        nano = to_nano_usd(spent) if spent is not None else 0
+        limits = reservation.limits
+        windows = self._tracked(limits)
+        self._local.settle(
+            reservation.key_id,
+            reservation_id=reservation.id,
+            tokens=tokens,
+            nano=nano,
+            windows=windows,
+            period=None if reservation.shared else reservation.period,
+        )
+        if not reservation.shared or (not limits.tokens and reservation.period is None):
+            # Nothing in Redis limits this key: no round trip (its usage is in the ledger).
+            return spent
+        budget_ttl = (reservation.period_ttl_s or -1) if reservation.period is not None else 0
+        keys = self._keys(reservation.key_id, reservation.period)
+        args = [reservation.id, tokens, nano, budget_ttl, *windows]
+        await self._settle_shared(keys, args, reservation.key_id)
+        return spent
+
+    async def _settle_shared(self, keys: list[str], args: list[Any], key_id: str) -> None:
+        assert self._link is not None
+        try:
+            await self._link.call(lambda: self._settle(keys=keys, args=args))
+        except (RedisDown, RedisBusy) as exc:
+            # The spend happened; the ledger has it (and a rebuilt period reads it back from there).
+            log.warning(
+                "usage could not be counted in Redis",
+                extra={"key_id": key_id, "exception_type": type(exc).__name__},
+            )
+
+    async def release(self, reservation: Reservation) -> None:
+        """Drop the reservation (the provider does not bill the failed call)."""
+        self._local.release(reservation.key_id, reservation.id)
+        limits = reservation.limits
+        if not reservation.shared or (not limits.tokens and reservation.period is None):
+            return
+        assert self._link is not None
+        keys = self._keys(reservation.key_id, reservation.period)
+        with contextlib.suppress(RedisDown, RedisBusy):  # else it expires by itself
+            await self._link.call(lambda: self._release(keys=keys[1:3], args=[reservation.id]))
+
+    # ------------------------------------------------------------------ admin
+
+    async def usage_snapshot(self, key_id: str, limits: KeyLimits | None = None) -> UsageSnapshot:
+        """Live usage: this period's settled spend, the last minute's tokens, and requests (rpm window)."""
+        limits = limits or self.default_limits
+        period = period_window(limits.budget_period)
+        requests = await self._limiter.requests_in_window(key_id) if self._limiter else None
+        if self._client is None:
+            used, held, spent_nano, _ = self._local.snapshot(key_id, MINUTE_S, period.ident)
+        else:
+            keys = self._keys(key_id, period.ident)
+            reply = await self._bounded(
+                lambda: self._snapshot(keys=[keys[0], keys[2], keys[3]], args=[MINUTE_S, 1])
+            )
+            used, held, spent_nano, _ = (int(v or 0) for v in reply)
+        return UsageSnapshot(
+            period_spend_usd=Decimal(spent_nano) * NANO,
+            minute_tokens=used + held,
+            minute_requests=requests,
+        )
+
+    async def aclose(self) -> None:
+        """Nothing to close: the Redis client belongs to the RateLimiter."""
+
+
+def _unshared(reservation: Reservation) -> Reservation:
+    return replace(reservation, shared=False)

@@ -1,0 +1,46 @@
+"""Budget periods, calendar-aligned in UTC: day, week (from Monday), month, or the key's whole life."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+BudgetPeriod = Literal["day", "week", "month", "total"]
+PERIODS: tuple[BudgetPeriod, ...] = ("day", "week", "month", "total")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodWindow:
+    """One period: its id (part of the Redis key), when it started and when it ends (None for total)."""
+
+    ident: str
+    start: datetime
+    end: datetime | None
+
+    def ttl_s(self, now: datetime) -> int | None:
+        """How long the period's spend must be kept: to its end plus a day (None: forever)."""
+        if self.end is None:
+            return None
+        return int((self.end - now).total_seconds()) + 86_400
+
+
+def period_window(period: BudgetPeriod, now: datetime | None = None) -> PeriodWindow:
+    """The period that contains `now` (UTC)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return PeriodWindow(f"d{midnight:%Y-%m-%d}", midnight, midnight + timedelta(days=1))
+    if period == "week":
+        start = midnight - timedelta(days=midnight.weekday())
+        return PeriodWindow(f"w{start:%Y-%m-%d}", start, start + timedelta(days=7))
+    if period == "month":
+        start = midnight.replace(day=1)
+        end = (
+            start.replace(year=start.year + 1, month=1)
+            if start.month == 12
+            else start.replace(month=start.month + 1)
+        )
+        return PeriodWindow(f"m{start:%Y-%m}", start, end)
+    return PeriodWindow("total", EPOCH, None)

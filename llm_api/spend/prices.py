@@ -1,0 +1,176 @@
+"""Model prices: MODEL_PRICES overrides first, then the `genai-prices` package's table (pinned).
+
+MODEL_PRICES is a JSON object from a model name or glob to
+``{"input_usd_per_mtok": 3, "output_usd_per_mtok": 15, "cache_read_usd_per_mtok"?: 0.3,
+"cache_write_usd_per_mtok"?: 3.75}``; an exact name wins over a glob, then globs in the order given.
+The package is read offline (its bundled snapshot; its auto-update is never started), so the price of a
+request depends only on the pinned package version and the overrides: `PriceTable.version` names both,
+and the ledger stores it with each cost.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+import genai_prices
+from genai_prices import data_snapshot
+from genai_prices.types import ModelPrice, TieredPrices
+
+from llm_api.chat_model import Usage
+
+MTOK = Decimal(1_000_000)
+_FIELDS = ("input_usd_per_mtok", "output_usd_per_mtok", "cache_read_usd_per_mtok", "cache_write_usd_per_mtok")
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens. Cache prices default to the input price when the source gives none.
+
+    `package_price` is the package's own entry (with its tiers), used for the exact cost; the flat fields
+    are the highest tier, used for the worst case.
+    """
+
+    input_usd_per_mtok: Decimal
+    output_usd_per_mtok: Decimal
+    cache_read_usd_per_mtok: Decimal
+    cache_write_usd_per_mtok: Decimal
+    source: str
+    package_price: ModelPrice | None = None
+
+
+def _decimal(value: object, *, where: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"MODEL_PRICES: {where} must be a number")
+    number = Decimal(str(value))
+    if not number.is_finite() or number < 0:
+        raise ValueError(f"MODEL_PRICES: {where} must be a non-negative number")
+    return number
+
+
+def parse_overrides(text: str | None) -> dict[str, Price]:
+    """MODEL_PRICES as {pattern: Price}; ValueError naming the entry on a bad value."""
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise ValueError("MODEL_PRICES must be a JSON object") from None
+    if not isinstance(raw, dict):
+        raise ValueError("MODEL_PRICES must be a JSON object")
+    table: dict[str, Price] = {}
+    for pattern, entry in raw.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"MODEL_PRICES[{pattern!r}] must be an object")
+        unknown = sorted(set(entry) - set(_FIELDS))
+        missing = [name for name in _FIELDS[:2] if name not in entry]
+        if unknown or missing:
+            raise ValueError(
+                f"MODEL_PRICES[{pattern!r}]: needs input_usd_per_mtok and output_usd_per_mtok "
+                f"(optional: cache_read_usd_per_mtok, cache_write_usd_per_mtok); got {sorted(entry)}"
+            )
+        values = {name: _decimal(entry[name], where=f"{pattern!r}.{name}") for name in entry}
+        table[pattern] = Price(
+            input_usd_per_mtok=values["input_usd_per_mtok"],
+            output_usd_per_mtok=values["output_usd_per_mtok"],
+            cache_read_usd_per_mtok=values.get("cache_read_usd_per_mtok", values["input_usd_per_mtok"]),
+            cache_write_usd_per_mtok=values.get("cache_write_usd_per_mtok", values["input_usd_per_mtok"]),
+            source="MODEL_PRICES",
+        )
+    return table
+
+
+def _highest(price: Decimal | TieredPrices | None) -> Decimal | None:
+    if price is None:
+        return None
+    if isinstance(price, TieredPrices):
+        return max([price.base, *(tier.price for tier in price.tiers)])
+    return price
+
+
+def _from_package(model: str) -> Price | None:
+    try:
+        _, info = data_snapshot.get_snapshot().find_provider_model(model, None, None, None)
+    except LookupError:
+        return None
+    prices = info.get_prices(datetime.now(UTC))
+    input_price = _highest(prices.input_mtok)
+    output_price = _highest(prices.output_mtok)
+    if input_price is None or output_price is None:
+        return None  # not priced per token (audio, images): unknown to us
+    return Price(
+        input_usd_per_mtok=input_price,
+        output_usd_per_mtok=output_price,
+        cache_read_usd_per_mtok=_highest(prices.cache_read_mtok) or input_price,
+        cache_write_usd_per_mtok=_highest(prices.cache_write_mtok) or input_price,
+        source=f"genai-prices {genai_prices.__version__}",
+        package_price=prices,
+    )
+
+
+class PriceTable:
+    """`price_for(model)` from the overrides, then the package; cached per model name."""
+
+    def __init__(self, overrides: str | None = None) -> None:
+        self._overrides = parse_overrides(overrides)
+        self._cache: dict[str, Price | None] = {}
+        digest = hashlib.sha256((overrides or "").encode()).hexdigest()[:12] if overrides else None
+        self.version = f"genai-prices-{genai_prices.__version__}" + (f"+overrides-{digest}" if digest else "")
+
+    def preload(self) -> None:
+        """Load the package's table now (a second or two of CPU), not during the first request."""
+        data_snapshot.get_snapshot().find_provider_model("gpt-4o", None, None, None)
+
+    def price_for(self, model: str) -> Price | None:
+        """The model's price, or None when neither source knows it."""
+        if model not in self._cache:
+            self._cache[model] = self._lookup(model)
+        return self._cache[model]
+
+    def _lookup(self, model: str) -> Price | None:
+        if model in self._overrides:
+            return self._overrides[model]
+        for pattern, price in self._overrides.items():
+            if fnmatch.fnmatchcase(model, pattern):
+                return price
+        return _from_package(model)
+
+
+def cost(usage: Usage, price: Price) -> Decimal:
+    """What `usage` costs at `price`, in USD (the package's tiers apply to its own prices)."""
+    if price.package_price is not None:
+        calculated: Any = price.package_price.calc_price(
+            genai_prices.Usage(
+                input_tokens=usage.prompt_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+            )
+        )
+        return Decimal(calculated["total_price"])
+    return (
+        usage.input_tokens * price.input_usd_per_mtok
+        + usage.output_tokens * price.output_usd_per_mtok
+        + usage.cache_read_tokens * price.cache_read_usd_per_mtok
+        + usage.cache_write_tokens * price.cache_write_usd_per_mtok
+    ) / MTOK
+
+
+def worst_case_cost(*, input_tokens: int, output_tokens: int, price: Price) -> Decimal:
+    """The most `input_tokens` in and `output_tokens` out can cost: every input token at the dearest input
+    rate (a cache write can cost more than plain input), output at the highest tier."""
+    dearest_input = max(price.input_usd_per_mtok, price.cache_write_usd_per_mtok)
+    return (input_tokens * dearest_input + output_tokens * price.output_usd_per_mtok) / MTOK
+
+
+NANO = Decimal("1e-9")
+
+
+def to_nano_usd(amount: Decimal, *, round_up: bool = True) -> int:
+    """USD as whole nano-dollars (what Redis counts): rounded up for spend, down for a budget."""
+    return int((amount / NANO).to_integral_value(rounding=ROUND_CEILING if round_up else "ROUND_FLOOR"))
