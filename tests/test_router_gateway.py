@@ -36,6 +36,9 @@ PREFIX = f"test-router-{uuid.uuid4().hex[:8]}"
 COOLDOWN_S = 8  # long enough for a loaded machine to send its requests while it lasts
 
 
+ADMIN_KEY = "router-test-admin-key-0001"
+
+
 @pytest.fixture(scope="module")
 def emu2() -> Iterator[Emulator]:
     with run_emulator() as emulator:
@@ -72,6 +75,7 @@ router:
         ROUTER_KEY_PREFIX=PREFIX,
         RATE_LIMIT_KEY_PREFIX=f"{PREFIX}-rl",
         LLM_RETRY_ATTEMPTS="2",
+        ADMIN_API_KEY=ADMIN_KEY,
     )
     try:
         with run_gateway(env, ready_timeout_s=180) as gateway:
@@ -409,3 +413,32 @@ def test_failed_and_cancelled_streams_are_never_stored(gw: Gateway, emu2: Emulat
     calls_before = len(emu2.requests())
     assert ask(gw, cancelled).headers["x-llm-cache"] == "miss"
     assert len(emu2.requests()) == calls_before + 1
+
+
+def test_admin_deployments_and_cache_flush(gw: Gateway, emu2: Emulator) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    emu2.fail(*[{"status": 529}] * 3)
+    for _ in range(2):  # claude-a fails 3 times: its breaker opens
+        assert messages(gw).status_code == 200
+    listing = httpx.get(f"{gw.base_url}/admin/deployments", headers=admin)
+    assert listing.status_code == 200
+    states = {d["name"]: d for d in listing.json()["data"]}
+    assert set(states) == {"claude-a", "claude-b", "openai", "local"}
+    assert states["claude-a"]["state"] == "open" and states["claude-b"]["state"] == "closed"
+    assert "sk-ant-key-a" not in listing.text
+    # A client key may not see it.
+    assert (
+        httpx.get(
+            f"{gw.base_url}/admin/deployments", headers={"Authorization": f"Bearer {CLIENT_KEY}"}
+        ).status_code
+        == 403
+    )
+    _forget_breakers()
+    prompt = f"flush me {uuid.uuid4()}"
+    assert ask(gw, prompt).headers["x-llm-cache"] == "miss"
+    assert ask(gw, prompt).headers["x-llm-cache"] == "hit"
+    bad = httpx.delete(f"{gw.base_url}/admin/cache", params={"key_id": "not-a-key-id"}, headers=admin)
+    assert 400 <= bad.status_code < 500
+    flushed = httpx.delete(f"{gw.base_url}/admin/cache", headers=admin)
+    assert flushed.status_code == 200 and flushed.json()["deleted"] >= 1
+    assert ask(gw, prompt).headers["x-llm-cache"] == "miss"

@@ -53,9 +53,19 @@ def spend_env(emu: Emulator, **overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def small_room(emulator: Emulator) -> Iterator[Gateway]:
-    """Room for one worst case at a time, and a budget: for the tests that need no load."""
-    env = spend_env(emulator, TOKEN_LIMIT=f"{WORST + WORST // 2}/minute", BUDGET_USD="1", BUDGET_PERIOD="day")
+def small_room(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """Room for one worst case at a time, and a budget: for the tests that need no load.
+
+    A ledger of its own: the session's holds these keys' spend from earlier tests, which a budget's first
+    request rebuilds from (the counters the tests read would then include it)."""
+    database = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('small-room')}/ledger.db"
+    env = spend_env(
+        emulator,
+        TOKEN_LIMIT=f"{WORST + WORST // 2}/minute",
+        BUDGET_USD="1",
+        BUDGET_PERIOD="day",
+        DATABASE_URL=database,
+    )
     with run_gateway(env) as gateway:
         yield gateway
 

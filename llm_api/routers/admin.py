@@ -25,7 +25,7 @@ from llm_api.admin.schemas import (
     KeyUsageOut,
 )
 from llm_api.admin.service import KeyAdmin, KeyUsageSource
-from llm_api.errors import AuthenticationFailed, PermissionDenied
+from llm_api.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from llm_api.routers.usage import (
     FromQuery,
     GroupByQuery,
@@ -34,6 +34,8 @@ from llm_api.routers.usage import (
     report_body,
     report_range,
 )
+from llm_api.routing.cache import ResponseCache
+from llm_api.routing.router import Router
 from llm_api.security.auth import charge_auth_failure, identify, presented_key
 from llm_api.store.keys import IssuedKey
 from llm_api.store.store import Store
@@ -131,3 +133,22 @@ async def usage_report(
         key_id=key_id, model=model, first_day=first, last_day=last, group_by=groups
     )
     return report_body(totals, groups)
+
+
+@router.get("/deployments", summary="Each deployment's state: closed, open until when, half-open")
+async def deployments(request: Request) -> dict[str, Any]:
+    """The router's deployments (GATEWAY_CONFIG); an empty list without a gateway file."""
+    gateway_router: Router | None = getattr(request.app.state, "router", None)
+    return {"data": await gateway_router.deployments() if gateway_router is not None else []}
+
+
+@router.delete("/cache", summary="Flush the response cache: every entry, or one key id's")
+async def flush_cache(request: Request, key_id: str | None = None) -> dict[str, Any]:
+    cache: ResponseCache | None = getattr(request.app.state, "response_cache", None)
+    if cache is None:
+        return {"deleted": 0}
+    try:
+        deleted = await cache.flush(key_id=key_id)
+    except ValueError as exc:  # a malformed key id: the client's mistake
+        raise InvalidRequest(str(exc)) from None
+    return {"deleted": deleted}
