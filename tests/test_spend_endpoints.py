@@ -198,20 +198,27 @@ def test_every_vendor_endpoint_path_writes_its_ledger_row(
         (row["endpoint"], row["model_requested"], row["provider"], row["stream"], row["status"])
         for row in rows
     ]
-    assert seen == [
-        ("/v1/chat/completions", "gpt-4o-mini", "openai", False, 200),
-        ("/v1/chat/completions", "claude-sonnet-4-6", "anthropic", True, 200),
-        ("/v1/messages", "claude-sonnet-4-6", "anthropic", True, 200),
-        ("/v1/messages", "gpt-4o-mini", "openai", False, 200),
-        ("/v1/messages/count_tokens", "claude-sonnet-4-6", "anthropic", False, 200),
-        ("/v1/models", None, None, False, 200),
-    ]
-    for row in rows[:4]:  # the chat calls: exact usage from the provider, priced
+    # Rows are batched per worker, so their order across workers is not the requests' order.
+    assert sorted(seen, key=repr) == sorted(
+        [
+            ("/v1/chat/completions", "gpt-4o-mini", "openai", False, 200),
+            ("/v1/chat/completions", "claude-sonnet-4-6", "anthropic", True, 200),
+            ("/v1/messages", "claude-sonnet-4-6", "anthropic", True, 200),
+            ("/v1/messages", "gpt-4o-mini", "openai", False, 200),
+            ("/v1/messages/count_tokens", "claude-sonnet-4-6", "anthropic", False, 200),
+            ("/v1/models", None, None, False, 200),
+        ],
+        key=repr,
+    )
+    chat_rows = [row for row in rows if row["endpoint"] in ("/v1/chat/completions", "/v1/messages")]
+    other_rows = [row for row in rows if row not in chat_rows]
+    assert len(chat_rows) == 4
+    for row in chat_rows:  # the chat calls: exact usage from the provider, priced
         assert row["model_served"] and row["input_tokens"] > 0 and row["output_tokens"] > 0
         assert row["cost_usd"] is not None and row["cost_usd"] > 0 and row["usage_estimated"] is False
         expected = Decimal(row["input_tokens"] + row["output_tokens"]) / 1_000_000
         assert row["cost_usd"] == expected
-    for row in rows[4:]:  # no reservation, nothing billed
+    for row in other_rows:  # no reservation, nothing billed
         assert row["cost_usd"] is None and row["output_tokens"] is None
 
 
