@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import anthropic
 import httpx
 import httpx2
@@ -70,6 +71,13 @@ async def run(base: str) -> list[dict[str, object]]:
         return orjson.loads(response.content)
 
     results.append(await _measure("httpx.AsyncClient.post + orjson", httpx_call))
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4096, keepalive_timeout=30))
+
+    async def aiohttp_call() -> object:
+        async with session.post(f"{base}/v1/messages", data=orjson.dumps(body), headers=headers) as response:
+            return orjson.loads(await response.read())
+
+    results.append(await _measure("aiohttp.ClientSession.post + orjson", aiohttp_call))
     host, port = base.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     payload = orjson.dumps(body)
@@ -86,7 +94,7 @@ async def run(base: str) -> list[dict[str, object]]:
 
     results.append(await _measure("asyncio streams, hand-written HTTP/1.1 + orjson (floor)", floor_call))
     writer.close()
-    for closer in (client.close(), oai.close(), raw2.aclose(), raw1.aclose()):
+    for closer in (client.close(), aio.close(), oai.close(), raw2.aclose(), raw1.aclose(), session.close()):
         await closer
     return results
 

@@ -211,6 +211,11 @@ _CALLER_SETTINGS = ("OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "
 _CALLER_SETTINGS += ("TOKEN_LIMIT", "BUDGET_", "MODEL_PRICES", "SPEND_")  # limits (llm_api.spend)
 
 
+def session_transport() -> str:
+    """LLM_HTTP_CLIENT of every test gateway: TEST_LLM_HTTP_CLIENT (`make test-sdk`: the SDK clients)."""
+    return os.environ.get("TEST_LLM_HTTP_CLIENT", "aiohttp")
+
+
 def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
     """Environment for a gateway pointed at the emulator, with fast retries for tests."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(_CALLER_SETTINGS)}
@@ -224,6 +229,7 @@ def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
             "LLM_RETRY_WAIT_MIN_S": "0.02",
             "LLM_RETRY_WAIT_MAX_S": "0.2",
             "LLM_TIMEOUT_S": "3",
+            "LLM_HTTP_CLIENT": session_transport(),
             "RATE_LIMIT": "100000/minute",
             "AUTH_FAILURE_LIMIT": "100000/minute",
             "OTEL_SDK_DISABLED": "true",

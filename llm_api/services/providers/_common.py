@@ -5,20 +5,12 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-import httpx2
 import orjson
 
 from llm_api.chat_model import MessageDelta, MessageStart, StreamEvent, Usage
-from llm_api.errors import (
-    UpstreamConnectionFailed,
-    UpstreamError,
-    UpstreamTimeout,
-    upstream_error_for_status,
-)
+from llm_api.errors import UpstreamError
 from llm_api.services.providers.base import Outcome
 
 # What reading a JSON value of an unexpected shape raises (a missing key, a list for a dict, "x" for an int).
@@ -46,50 +38,6 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     if parsed is None:
         return None
     return max(0.0, float(email.utils.mktime_tz(parsed)) - time.time())
-
-
-def is_timeout(exc: BaseException) -> bool:
-    """Did this transport failure come from a timeout (rather than a refused or dropped connection)?
-
-    The SDKs' aiohttp bridge maps every `aiohttp.ClientConnectionError`, a server closing the connection
-    included, to a connect *timeout*; the original aiohttp error in the cause chain tells them apart.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, aiohttp.ServerTimeoutError | TimeoutError):
-            return True
-        if isinstance(current, aiohttp.ClientConnectionError):
-            return False
-        current = current.__cause__ or current.__context__
-    return isinstance(exc, httpx2.TimeoutException) or type(exc).__name__ == "APITimeoutError"
-
-
-@dataclass(frozen=True, slots=True)
-class SdkErrors:
-    """An SDK's exception classes (both official SDKs name them alike)."""
-
-    connection_error: type[Exception]
-    status_error: type[Exception]
-
-
-def translate_sdk_error(exc: BaseException, *, provider: str, sdk: SdkErrors) -> UpstreamError:
-    """Map an SDK or transport exception to the gateway's hierarchy (never quoting the raw body)."""
-    if isinstance(exc, sdk.connection_error | httpx2.TransportError):  # timeouts included
-        if is_timeout(exc):
-            return UpstreamTimeout(f"{provider} did not answer in time", provider=provider)
-        return UpstreamConnectionFailed(f"could not reach {provider}", provider=provider)
-    if isinstance(exc, sdk.status_error):
-        kind = getattr(exc, "type", None)
-        response: httpx2.Response = getattr(exc, "response")  # noqa: B009 - typed by the SDK, not here
-        return upstream_error_for_status(
-            response.status_code,
-            provider=provider,
-            retry_after_s=parse_retry_after(response.headers),
-            error_kind=kind if isinstance(kind, str) else None,
-        )
-    return unusable_response(provider)
 
 
 def unusable_response(provider: str) -> UpstreamError:

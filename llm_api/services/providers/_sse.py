@@ -8,9 +8,8 @@ from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from typing import TypeVar
 
-import httpx2
-
 from llm_api.errors import UpstreamError
+from llm_api.services.providers.transport import UpstreamStream
 
 _LINE_ENDS = (b"\r\n", b"\r")
 # How long the rest of a body may take after the provider's end marker before the connection is dropped.
@@ -78,7 +77,7 @@ async def iter_event_batches(chunks: AsyncIterator[bytes]) -> AsyncGenerator[lis
 async def _drain(batches: AsyncIterator[list[UpstreamEvent]]) -> None:
     """Read what follows the end marker (normally just the body's end) so the upstream connection goes
     back to the pool instead of being closed; a server that keeps it open is given up on quickly."""
-    with suppress(TimeoutError, httpx2.HTTPError, OSError):
+    with suppress(TimeoutError, UpstreamError, OSError):
         async with asyncio.timeout(DRAIN_TIMEOUT_S):
             async for _ in batches:
                 pass
@@ -129,21 +128,16 @@ async def item_batches(
 
 
 async def relay_item_batches(
-    response: httpx2.Response,
-    items_of: Callable[[UpstreamEvent], Iterable[T]],
-    translate: Callable[[BaseException], UpstreamError],
+    stream: UpstreamStream, items_of: Callable[[UpstreamEvent], Iterable[T]]
 ) -> AsyncGenerator[list[T], None]:
-    """`item_batches` over a streamed upstream response: transport errors translated, the response closed.
-
-    Reading a raw body raises only httpx2 errors (the SDKs' aiohttp bridge maps aiohttp's to them)."""
+    """`item_batches` over a streamed upstream answer, whose connection is released however it ends: read
+    to the end (back to the pool), or closed early (an error, or the client hung up: the upstream stops)."""
     try:
-        async with aclosing(item_batches(response.aiter_bytes(), items_of)) as batches:
+        async with aclosing(item_batches(stream, items_of)) as batches:
             async for items in batches:
                 yield items
-    except httpx2.HTTPError as exc:
-        raise translate(exc) from exc
     finally:
-        await response.aclose()
+        await stream.aclose()
 
 
 def sse_frame(event: UpstreamEvent) -> bytes:

@@ -1,9 +1,9 @@
-"""Adapter for Anthropic's Messages API through the official `anthropic` SDK's client.
+"""Adapter for Anthropic's Messages API, over a transport (providers/transport.py): the pooled HTTP
+client by default, the official `anthropic` SDK's client with LLM_HTTP_CLIENT=sdk.
 
-The SDK client sends the request (auth headers, base URL, timeouts, status errors) and hands back the raw
-HTTP response; bodies and events are read with orjson and converted by the Anthropic codec
-(llm_api.codecs.anthropic_messages), not built into the SDK's Pydantic models, which cost more CPU than
-the rest of the gateway's hot path (bench/results/profile.collapsed.gz).
+The transport sends the body and hands back the answer's bytes or byte stream; bodies and events are read
+with orjson and converted by the Anthropic codec (llm_api.codecs.anthropic_messages), not built into the
+SDK's Pydantic models, which cost more CPU than the rest of the gateway's hot path.
 """
 
 from __future__ import annotations
@@ -12,10 +12,6 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, TypeVar
 
-import anthropic
-import httpx2
-from anthropic._types import RequestOptions
-
 from llm_api.chat_model import Chat, ChatResult, EventBatch, StreamEvent, Usage
 from llm_api.codecs import anthropic_messages
 from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_error_for_status
@@ -23,9 +19,7 @@ from llm_api.services.capabilities import ModelCapabilities
 from llm_api.services.providers._common import (
     WRONG_SHAPE,
     OutcomeTracker,
-    SdkErrors,
     parse_json_object,
-    translate_sdk_error,
     unusable_response,
 )
 from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, relay_item_batches, sse_frame
@@ -37,6 +31,7 @@ from llm_api.services.providers.base import (
     RawFrames,
     RelayedResponse,
 )
+from llm_api.services.providers.transport import Transport, UpstreamStream
 
 NAME = "anthropic"
 MESSAGES = "/v1/messages"
@@ -44,12 +39,23 @@ COUNT_TOKENS = "/v1/messages/count_tokens"
 T = TypeVar("T")
 # Events before the answer's first delta: an error after them can still be retried.
 OPENING_EVENTS = frozenset({"message_start", "ping", "content_block_start", ""})
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"
 
-SDK_ERRORS = SdkErrors(anthropic.APIConnectionError, anthropic.APIStatusError)
+
+def direct_headers(api_key: str | None) -> dict[str, str]:
+    """What the direct transport sends on every call (a keyless deployment sends no key)."""
+    headers = {"anthropic-version": API_VERSION, "content-type": "application/json"}
+    if api_key:
+        headers["x-api-key"] = api_key
+    return headers
 
 
-def translate_error(exc: BaseException) -> UpstreamError:
-    return translate_sdk_error(exc, provider=NAME, sdk=SDK_ERRORS)
+def error_kind_of(body: object) -> str | None:
+    """`error.type` of an error answer's JSON body (`overloaded_error`, `rate_limit_error`, ...)."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    kind = error.get("type") if isinstance(error, Mapping) else None
+    return kind if isinstance(kind, str) else None
 
 
 def _decode(decode: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -72,13 +78,13 @@ def _event_type(raw: UpstreamEvent, event: Mapping[str, Any]) -> str:
 
 
 class AnthropicProvider:
-    """Claude models via `AsyncAnthropic` (its own retries off; the service retries)."""
+    """Claude models (the transport never retries; the service does)."""
 
     name = NAME
     wire_format = "anthropic"
 
-    def __init__(self, client: anthropic.AsyncAnthropic) -> None:
-        self._client = client
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
 
     def encode(self, chat: Chat, capabilities: ModelCapabilities) -> EncodedBody:
         encoded = anthropic_messages.encode_request(
@@ -103,30 +109,23 @@ class AnthropicProvider:
 
     async def _post(
         self, request: ProviderRequest, body: Mapping[str, Any], *, path: str = MESSAGES
-    ) -> httpx2.Response:
-        options: RequestOptions = {}
-        if request.headers:
-            options["headers"] = dict(request.headers)
-        if request.query:
-            options["params"] = dict(request.query)
-        try:
-            return await self._client.post(
-                path, body=body, cast_to=httpx2.Response, options=options, stream=request.stream
-            )
-        except (anthropic.APIError, httpx2.HTTPError) as exc:
-            raise translate_error(exc) from exc
+    ) -> bytes:
+        return await self._transport.post_json(path, body, headers=request.headers, query=request.query)
+
+    async def _open(self, request: ProviderRequest) -> UpstreamStream:
+        return await self._transport.post_stream(
+            MESSAGES, request.body, headers=request.headers, query=request.query
+        )
 
     async def complete(self, request: ProviderRequest) -> ChatResult:
-        response = await self._post(request, request.body)
-        message = parse_json_object(response.content, provider=NAME)
+        message = parse_json_object(await self._post(request, request.body), provider=NAME)
         result: ChatResult = _decode(
             anthropic_messages.decode_response, message, unwrap_forced_json=request.unwrap_json_tool
         )
         return result
 
     async def relay(self, request: ProviderRequest) -> RelayedResponse:
-        response = await self._post(request, request.body)
-        content = response.content
+        content = await self._post(request, request.body)
         message = parse_json_object(content, provider=NAME)
         usage: Usage = _decode(anthropic_messages.usage_of, message)
         stop = message.get("stop_reason")
@@ -139,7 +138,7 @@ class AnthropicProvider:
         return RelayedResponse(body=content, outcome=outcome)
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[EventBatch | Outcome, None]:
-        response = await self._post(request, request.body)
+        upstream = await self._open(request)
         decoder = anthropic_messages.StreamDecoder(unwrap_forced_json=request.unwrap_json_tool)
         tracker = OutcomeTracker()
         finished = False
@@ -157,7 +156,7 @@ class AnthropicProvider:
                 raise EndOfStream
             return tracker.track(_decode(decoder.feed, kind, event))
 
-        async with aclosing(relay_item_batches(response, events_of, translate_error)) as batches:
+        async with aclosing(relay_item_batches(upstream, events_of)) as batches:
             async for events in batches:
                 yield EventBatch(tuple(events))
         if not finished or not tracker.ended:
@@ -165,7 +164,7 @@ class AnthropicProvider:
         yield tracker.outcome()
 
     async def relay_stream(self, request: ProviderRequest) -> AsyncGenerator[RawFrames | Outcome, None]:
-        response = await self._post(request, request.body)
+        upstream = await self._open(request)
         observer = anthropic_messages.PassthroughStreamObserver()
         stop_frame = b""
 
@@ -180,7 +179,7 @@ class AnthropicProvider:
                     raise EndOfStream
             return ((sse_frame(raw), raw.name not in OPENING_EVENTS),)
 
-        async with aclosing(relay_item_batches(response, frames_of, translate_error)) as batches:
+        async with aclosing(relay_item_batches(upstream, frames_of)) as batches:
             async for frames in batches:
                 yield RawFrames(b"".join(f for f, _ in frames), content=any(c for _, c in frames))
         if not stop_frame:
@@ -194,12 +193,11 @@ class AnthropicProvider:
         )
 
     async def count_tokens(self, request: ProviderRequest) -> int | None:
-        response = await self._post(request, request.body, path=COUNT_TOKENS)
-        answer = parse_json_object(response.content, provider=NAME)
+        answer = parse_json_object(await self._post(request, request.body, path=COUNT_TOKENS), provider=NAME)
         count = answer.get("input_tokens")
         if not isinstance(count, int) or isinstance(count, bool):
             raise unusable_response(NAME)
         return count
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._transport.aclose()

@@ -1,9 +1,10 @@
-"""Adapter for OpenAI's Chat Completions API through the official `openai` SDK's client.
+"""Adapter for OpenAI's Chat Completions API (and OpenAI-compatible servers), over a transport
+(providers/transport.py): the pooled HTTP client by default, the official `openai` SDK's client with
+LLM_HTTP_CLIENT=sdk.
 
-The SDK client sends the request (auth headers, base URL, timeouts, status errors) and hands back the raw
-HTTP response; bodies and chunks are read with orjson and converted by the OpenAI codec
-(llm_api.codecs.openai_chat), not built into the SDK's Pydantic models, which cost more CPU than the rest
-of the gateway's hot path (bench/results/profile.collapsed.gz).
+The transport sends the body and hands back the answer's bytes or byte stream; bodies and chunks are read
+with orjson and converted by the OpenAI codec (llm_api.codecs.openai_chat), not built into the SDK's
+Pydantic models, which cost more CPU than the rest of the gateway's hot path.
 """
 
 from __future__ import annotations
@@ -12,19 +13,13 @@ from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
-import httpx2
-import openai
-from openai._types import RequestOptions
-
 from llm_api.chat_model import Chat, ChatResult, EventBatch, StreamEvent, Usage
 from llm_api.codecs import openai_chat
 from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_error_for_status
 from llm_api.services.capabilities import ModelCapabilities
 from llm_api.services.providers._common import (
     WRONG_SHAPE,
-    SdkErrors,
     parse_json_object,
-    translate_sdk_error,
     unusable_response,
 )
 from llm_api.services.providers._sse import EndOfStream, UpstreamEvent, relay_item_batches
@@ -36,19 +31,28 @@ from llm_api.services.providers.base import (
     RawFrames,
     RelayedResponse,
 )
+from llm_api.services.providers.transport import Transport, UpstreamStream
 
 NAME = "openai"
 CHAT_COMPLETIONS = "/chat/completions"
-# What `chat.completions.create` passes to the SDK client's `post`.
-REQUEST_OPTIONS: RequestOptions = {"security": {"bearer_auth": True}}
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DONE = b"[DONE]"
 DONE_FRAME = b"data: [DONE]\n\n"
 
-SDK_ERRORS = SdkErrors(openai.APIConnectionError, openai.APIStatusError)
+
+def direct_headers(api_key: str | None) -> dict[str, str]:
+    """What the direct transport sends on every call (a keyless OpenAI-compatible server gets no key)."""
+    headers = {"content-type": "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
 
 
-def translate_error(exc: BaseException) -> UpstreamError:
-    return translate_sdk_error(exc, provider=NAME, sdk=SDK_ERRORS)
+def error_kind_of(body: object) -> str | None:
+    """The `type` of an error answer's `error` object (or of the body itself, as the SDK reads it)."""
+    error = body.get("error", body) if isinstance(body, Mapping) else None
+    kind = error.get("type") if isinstance(error, Mapping) else None
+    return kind if isinstance(kind, str) else None
 
 
 def _stream_error() -> UpstreamError:
@@ -65,13 +69,13 @@ def _decode(decode: Any, *args: Any) -> Any:
 
 
 class OpenAIProvider:
-    """OpenAI models via `AsyncOpenAI` (its own retries off; the service retries)."""
+    """OpenAI models (the transport never retries; the service does)."""
 
     name = NAME
     wire_format = "openai"
 
-    def __init__(self, client: openai.AsyncOpenAI) -> None:
-        self._client = client
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
 
     def encode(self, chat: Chat, capabilities: ModelCapabilities) -> EncodedBody:
         encoded = openai_chat.encode_request(chat, max_tokens_param=capabilities.max_tokens_param)
@@ -90,27 +94,24 @@ class OpenAIProvider:
         )
         return FittedBody(body=fitted.body, dropped=fitted.dropped, clamped=fitted.clamped)
 
-    async def _post(self, request: ProviderRequest, body: Mapping[str, Any]) -> httpx2.Response:
-        options: RequestOptions = REQUEST_OPTIONS
-        if request.headers or request.query:
-            options = {**REQUEST_OPTIONS, "headers": dict(request.headers), "params": dict(request.query)}
-        try:
-            return await self._client.post(
-                CHAT_COMPLETIONS, body=body, cast_to=httpx2.Response, options=options, stream=request.stream
-            )
-        except (openai.APIError, httpx2.HTTPError) as exc:
-            raise translate_error(exc) from exc
+    async def _post(self, request: ProviderRequest) -> bytes:
+        return await self._transport.post_json(
+            CHAT_COMPLETIONS, request.body, headers=request.headers, query=request.query
+        )
+
+    async def _open(self, request: ProviderRequest) -> UpstreamStream:
+        return await self._transport.post_stream(
+            CHAT_COMPLETIONS, request.body, headers=request.headers, query=request.query
+        )
 
     async def complete(self, request: ProviderRequest) -> ChatResult:
-        response = await self._post(request, request.body)
         result: ChatResult = _decode(
-            openai_chat.decode_response, parse_json_object(response.content, provider=NAME)
+            openai_chat.decode_response, parse_json_object(await self._post(request), provider=NAME)
         )
         return result
 
     async def relay(self, request: ProviderRequest) -> RelayedResponse:
-        response = await self._post(request, request.body)
-        content = response.content
+        content = await self._post(request)
         answer = parse_json_object(content, provider=NAME)
         usage: Usage = _decode(openai_chat.usage_of, answer)
         choices = answer.get("choices") or ()
@@ -121,7 +122,7 @@ class OpenAIProvider:
         return RelayedResponse(body=content, outcome=outcome)
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[EventBatch | Outcome, None]:
-        response = await self._post(request, request.body)
+        upstream = await self._open(request)
         decoder = openai_chat.StreamDecoder()
         finished = False
 
@@ -138,7 +139,7 @@ class OpenAIProvider:
             events: list[StreamEvent] = _decode(decoder.feed, chunk)
             return events
 
-        async with aclosing(relay_item_batches(response, events_of, translate_error)) as batches:
+        async with aclosing(relay_item_batches(upstream, events_of)) as batches:
             async for events in batches:
                 yield EventBatch(tuple(events))
         if not finished or decoder.stop_reason is None:
@@ -154,7 +155,7 @@ class OpenAIProvider:
         )
 
     async def relay_stream(self, request: ProviderRequest) -> AsyncGenerator[RawFrames | Outcome, None]:
-        response = await self._post(request, request.body)
+        upstream = await self._open(request)
         observer = openai_chat.PassthroughStreamObserver(include_usage=request.include_usage)
         finished = False
 
@@ -170,7 +171,7 @@ class OpenAIProvider:
                 raise _stream_error()
             return (b"data: " + raw.data + b"\n\n",) if forward else ()
 
-        async with aclosing(relay_item_batches(response, frames_of, translate_error)) as batches:
+        async with aclosing(relay_item_batches(upstream, frames_of)) as batches:
             async for frames in batches:
                 yield RawFrames(b"".join(frames))
         if not finished or observer.stop_reason is None:
@@ -187,4 +188,4 @@ class OpenAIProvider:
         return None  # OpenAI has no token-counting endpoint for chat requests
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._transport.aclose()

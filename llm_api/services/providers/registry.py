@@ -7,37 +7,39 @@ the deployment and `for_deployment` hands out its adapter.
 
 from __future__ import annotations
 
-import anthropic
-import httpx2
-import openai
-
 from llm_api.config import Settings
 from llm_api.errors import ProviderNotConfigured
 from llm_api.routing.config import GatewayConfig, ResolvedDeployment
+from llm_api.services.providers import anthropic, openai
 from llm_api.services.providers.anthropic import AnthropicProvider
 from llm_api.services.providers.base import Provider
+from llm_api.services.providers.http_transport import HttpTransport
 from llm_api.services.providers.openai import OpenAIProvider
+from llm_api.services.providers.transport import Endpoint, Transport
 
 
-def _http_client(
-    settings: Settings,
-    aiohttp_client: type[httpx2.AsyncClient],
-    *,
-    timeout_s: float | None = None,
-    connect_timeout_s: float | None = None,
-) -> httpx2.AsyncClient:
-    """The SDK's transport: aiohttp by default (less CPU per call than httpx2's own pool, measured in
-    bench/sdk_overhead.py), with a pool large enough for thousands of concurrent streams per worker."""
-    limits = httpx2.Limits(
+def _transport(settings: Settings, endpoint: Endpoint) -> Transport:
+    """The transport LLM_HTTP_CLIENT selects; the SDK one (and the SDKs) is imported only when selected."""
+    if settings.llm_http_client == "sdk":
+        from llm_api.services.providers import sdk_transport
+
+        if endpoint.provider == anthropic.NAME:
+            return sdk_transport.AnthropicSdkTransport(endpoint, max_connections=settings.llm_max_connections)
+        return sdk_transport.OpenAISdkTransport(endpoint, max_connections=settings.llm_max_connections)
+    vendor = anthropic if endpoint.provider == anthropic.NAME else openai
+    return HttpTransport(
+        endpoint,
+        headers=vendor.direct_headers(endpoint.api_key),
+        error_kind_of=vendor.error_kind_of,
         max_connections=settings.llm_max_connections,
-        max_keepalive_connections=min(settings.llm_max_connections, 256),
-        keepalive_expiry=30,
     )
-    timeout = httpx2.Timeout(
-        timeout_s or settings.llm_timeout_s, connect=connect_timeout_s or settings.llm_connect_timeout_s
-    )
-    client_class = aiohttp_client if settings.llm_http_client == "aiohttp" else httpx2.AsyncClient
-    return client_class(limits=limits, timeout=timeout, follow_redirects=True)
+
+
+def _provider(settings: Settings, endpoint: Endpoint) -> Provider:
+    transport = _transport(settings, endpoint)
+    if endpoint.provider == anthropic.NAME:
+        return AnthropicProvider(transport)
+    return OpenAIProvider(transport)
 
 
 def provider_name_for(model: str) -> str:
@@ -63,30 +65,25 @@ class ProviderRegistry:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProviderRegistry:
+        """One adapter per vendor whose key is set (ANTHROPIC_API_KEY, OPENAI_API_KEY)."""
         providers: dict[str, Provider] = {}
-        if settings.anthropic_api_key is not None:
-            providers["anthropic"] = AnthropicProvider(
-                anthropic.AsyncAnthropic(
-                    api_key=settings.anthropic_api_key.get_secret_value(),
-                    base_url=settings.anthropic_base_url,
-                    timeout=anthropic.Timeout(settings.llm_timeout_s, connect=settings.llm_connect_timeout_s),
-                    max_retries=0,
-                    http_client=_http_client(settings, anthropic.DefaultAioHttpClient),
-                    # The SDK's own spans: off whatever ANTHROPIC_OPEN_TELEMETRY_* says (its "content" mode
-                    # records messages); the gateway's GenAI span already covers every call.
-                    open_telemetry=False,
+        for name, key, base_url in (
+            (
+                anthropic.NAME,
+                settings.anthropic_api_key,
+                settings.anthropic_base_url or anthropic.DEFAULT_BASE_URL,
+            ),
+            (openai.NAME, settings.openai_api_key, settings.openai_base_url or openai.DEFAULT_BASE_URL),
+        ):
+            if key is not None:
+                endpoint = Endpoint(
+                    provider=name,
+                    base_url=base_url,
+                    api_key=key.get_secret_value(),
+                    timeout_s=settings.llm_timeout_s,
+                    connect_timeout_s=settings.llm_connect_timeout_s,
                 )
-            )
-        if settings.openai_api_key is not None:
-            providers["openai"] = OpenAIProvider(
-                openai.AsyncOpenAI(
-                    api_key=settings.openai_api_key.get_secret_value(),
-                    base_url=settings.openai_base_url,
-                    timeout=openai.Timeout(settings.llm_timeout_s, connect=settings.llm_connect_timeout_s),
-                    max_retries=0,
-                    http_client=_http_client(settings, openai.DefaultAioHttpClient),
-                )
-            )
+                providers[name] = _provider(settings, endpoint)
         return cls(providers)
 
     @property
@@ -108,31 +105,11 @@ class ProviderRegistry:
 
 def _deployment_provider(settings: Settings, deployment: ResolvedDeployment) -> Provider:
     timeouts = deployment.spec.timeouts
-    request_s = (timeouts.request_s if timeouts else None) or settings.llm_timeout_s
-    connect_s = (timeouts.connect_s if timeouts else None) or settings.llm_connect_timeout_s
-    # openai-compatible servers often take no key; the SDK insists on one.
-    api_key = deployment.api_key.get_secret_value() if deployment.api_key is not None else "none"
-    if deployment.provider == "anthropic":
-        return AnthropicProvider(
-            anthropic.AsyncAnthropic(
-                api_key=api_key,
-                base_url=deployment.base_url,
-                timeout=anthropic.Timeout(request_s, connect=connect_s),
-                max_retries=0,
-                http_client=_http_client(
-                    settings, anthropic.DefaultAioHttpClient, timeout_s=request_s, connect_timeout_s=connect_s
-                ),
-                open_telemetry=False,
-            )
-        )
-    return OpenAIProvider(
-        openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=deployment.base_url,
-            timeout=openai.Timeout(request_s, connect=connect_s),
-            max_retries=0,
-            http_client=_http_client(
-                settings, openai.DefaultAioHttpClient, timeout_s=request_s, connect_timeout_s=connect_s
-            ),
-        )
+    endpoint = Endpoint(
+        provider=anthropic.NAME if deployment.provider == "anthropic" else openai.NAME,
+        base_url=deployment.base_url,
+        api_key=deployment.api_key.get_secret_value() if deployment.api_key is not None else None,
+        timeout_s=(timeouts.request_s if timeouts else None) or settings.llm_timeout_s,
+        connect_timeout_s=(timeouts.connect_s if timeouts else None) or settings.llm_connect_timeout_s,
     )
+    return _provider(settings, endpoint)

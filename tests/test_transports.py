@@ -1,0 +1,62 @@
+"""LLM_HTTP_CLIENT: a worker on the direct transport never imports the official SDKs (~100 MiB per
+worker); one on `sdk` does. The app is imported, its lifespan run and one call made to each provider in a
+fresh interpreter, as a gunicorn worker would, and the interpreter reports what it has loaded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.support import CLIENT_KEY, ROOT, Emulator, gateway_env
+
+# httpx2 is not among them: genai_prices (the price table, llm_api.spend) imports it too.
+SDK_MODULES = ("anthropic", "openai")
+WORKER = f"""
+import asyncio, json, sys
+
+import httpx
+
+from llm_api.main import app
+
+
+async def main():
+    statuses = {{}}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {{"Authorization": "Bearer {CLIENT_KEY}"}}
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=headers) as client:
+            for model in ("claude-opus-4-5", "gpt-4o"):
+                for stream in (False, True):
+                    body = {{"model": model, "stream": stream, "messages": [{{"role": "user", "content": "hi"}}]}}
+                    response = await client.post("/v1/chat", json=body)
+                    statuses[f"{{model}} stream={{stream}}"] = response.status_code
+    loaded = {{name: name in sys.modules for name in {SDK_MODULES!r}}}
+    print(json.dumps({{"statuses": statuses, "loaded": loaded}}))
+
+
+asyncio.run(main())
+"""
+
+
+def run_worker(emulator: Emulator, transport: str) -> dict[str, Any]:
+    env = gateway_env(emulator, LLM_HTTP_CLIENT=transport)
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return report
+
+
+@pytest.mark.parametrize(("transport", "loads_sdks"), [("aiohttp", False), ("sdk", True)])
+def test_only_the_sdk_transport_imports_the_sdks(emu: Emulator, transport: str, loads_sdks: bool) -> None:
+    report = run_worker(emu, transport)
+    assert set(report["statuses"].values()) == {200}, report
+    assert report["loaded"] == dict.fromkeys(SDK_MODULES, loads_sdks)
+    calls = emu.requests()
+    assert {(r["provider"], r["status"]) for r in calls} == {("anthropic", 200), ("openai", 200)}
+    assert len(calls) == 4
