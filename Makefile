@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install install-dev run test lint format services bench bench-compare clean
+.PHONY: install install-dev run test test-sdk lint format services bench bench-compare clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -38,6 +38,10 @@ format: install-dev
 
 test: install-dev services lint
 	$(BIN)/pytest -q
+
+# The whole suite with every test gateway on the official SDK clients (LLM_HTTP_CLIENT=sdk).
+test-sdk: install-dev services
+	TEST_LLM_HTTP_CLIENT=sdk $(BIN)/pytest -q
 
 bench: install-dev
 	@bash bench/run.sh

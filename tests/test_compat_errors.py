@@ -15,6 +15,7 @@ import pytest
 
 from tests.compat import CLAUDE_MODEL, MODELS, OPENAI_MODEL, anthropic_client, openai_client
 from tests.support import CLIENT_KEY, Emulator, Gateway, gateway_env, run_gateway
+from tests.transports import TRANSPORTS, gateway_on
 
 USER: Any = {"role": "user", "content": "hello"}
 
@@ -30,6 +31,15 @@ def limited(emulator: Emulator) -> Iterator[Gateway]:
         WEB_CONCURRENCY="1",
     )
     with run_gateway(env) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def upstream_gateway(
+    gateway: Gateway, emulator: Emulator, request: pytest.FixtureRequest
+) -> Iterator[Gateway]:
+    """For the upstream failures: a gateway on each transport (LLM_HTTP_CLIENT), which must map them alike."""
+    with gateway_on(request.param, session=gateway, emulator=emulator) as gw:
         yield gw
 
 
@@ -165,34 +175,36 @@ def test_an_oversized_body_is_a_413_in_the_format_of_the_path(emulator: Emulator
 
 @pytest.mark.parametrize("model", MODELS)
 def test_upstream_auth_failure_is_a_502_not_the_clients_401(
-    gateway: Gateway, emu: Emulator, model: str
+    upstream_gateway: Gateway, emu: Emulator, model: str
 ) -> None:
     emu.fail({"status": 401})
     with pytest.raises(openai.InternalServerError) as caught:
-        openai_client(gateway).chat.completions.create(model=model, messages=[USER])
+        openai_client(upstream_gateway).chat.completions.create(model=model, messages=[USER])
     assert caught.value.status_code == 502
     emu.fail({"status": 401})
     with pytest.raises(anthropic.InternalServerError) as caught_a:
-        anthropic_client(gateway).messages.create(model=model, max_tokens=10, messages=[USER])
+        anthropic_client(upstream_gateway).messages.create(model=model, max_tokens=10, messages=[USER])
     assert caught_a.value.status_code == 502
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_upstream_rate_limits_after_retries_are_429s(gateway: Gateway, emu: Emulator, model: str) -> None:
+def test_upstream_rate_limits_after_retries_are_429s(
+    upstream_gateway: Gateway, emu: Emulator, model: str
+) -> None:
     emu.fail(*[{"status": 429, "retry_after": "0"} for _ in range(8)])
     with pytest.raises(openai.RateLimitError):
-        openai_client(gateway).chat.completions.create(model=model, messages=[USER])
+        openai_client(upstream_gateway).chat.completions.create(model=model, messages=[USER])
     with pytest.raises(anthropic.RateLimitError):
-        anthropic_client(gateway).messages.create(model=model, max_tokens=10, messages=[USER])
+        anthropic_client(upstream_gateway).messages.create(model=model, max_tokens=10, messages=[USER])
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_mid_stream_failure_is_an_openai_error_chunk_then_the_end(
-    gateway: Gateway, emu: Emulator, model: str
+    upstream_gateway: Gateway, emu: Emulator, model: str
 ) -> None:
     emu.configure(text="alpha beta gamma delta", chunks=4)
     emu.fail({"fail_after_chunks": 2, "message": "secret upstream detail"})
-    with gateway.client() as client:
+    with upstream_gateway.client() as client:
         response = client.post(
             "/v1/chat/completions", json={"model": model, "messages": [USER], "stream": True}
         )
@@ -204,14 +216,18 @@ def test_mid_stream_failure_is_an_openai_error_chunk_then_the_end(
     with pytest.raises(openai.APIError):
         emu.configure(text="alpha beta gamma delta", chunks=4)
         emu.fail({"fail_after_chunks": 2})
-        list(openai_client(gateway).chat.completions.create(model=model, messages=[USER], stream=True))
+        list(
+            openai_client(upstream_gateway).chat.completions.create(model=model, messages=[USER], stream=True)
+        )
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_mid_stream_failure_is_an_anthropic_error_event(gateway: Gateway, emu: Emulator, model: str) -> None:
+def test_mid_stream_failure_is_an_anthropic_error_event(
+    upstream_gateway: Gateway, emu: Emulator, model: str
+) -> None:
     emu.configure(text="alpha beta gamma delta", chunks=4)
     emu.fail({"fail_after_chunks": 2, "message": "secret upstream detail"})
-    with gateway.client() as client:
+    with upstream_gateway.client() as client:
         response = client.post(
             "/v1/messages", json={"model": model, "max_tokens": 50, "messages": [USER], "stream": True}
         )
@@ -222,7 +238,7 @@ def test_mid_stream_failure_is_an_anthropic_error_event(gateway: Gateway, emu: E
     assert "message_stop" not in response.text and "secret upstream detail" not in response.text
     emu.configure(text="alpha beta gamma delta", chunks=4)
     emu.fail({"fail_after_chunks": 2})
-    client = anthropic_client(gateway)
+    client = anthropic_client(upstream_gateway)
     with (
         pytest.raises(anthropic.APIStatusError),
         client.messages.stream(model=model, max_tokens=50, messages=[USER]) as stream,

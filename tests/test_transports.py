@@ -28,10 +28,12 @@ async def main():
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         headers = {{"Authorization": "Bearer {CLIENT_KEY}"}}
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=headers) as client:
+        base = "http://gateway"
+        async with httpx.AsyncClient(transport=transport, base_url=base, headers=headers) as client:
             for model in ("claude-opus-4-5", "gpt-4o"):
                 for stream in (False, True):
-                    body = {{"model": model, "stream": stream, "messages": [{{"role": "user", "content": "hi"}}]}}
+                    messages = [{{"role": "user", "content": "hi"}}]
+                    body = {{"model": model, "stream": stream, "messages": messages}}
                     response = await client.post("/v1/chat", json=body)
                     statuses[f"{{model}} stream={{stream}}"] = response.status_code
     loaded = {{name: name in sys.modules for name in {SDK_MODULES!r}}}

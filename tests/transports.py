@@ -1,4 +1,4 @@
-"""The upstream transports (LLM_HTTP_CLIENT) that the retry and error matrix runs on, and a gateway on each."""
+"""The upstream transports (LLM_HTTP_CLIENT) the retry and error matrix runs on, and a gateway on each."""
 
 from __future__ import annotations
 
