@@ -1,5 +1,6 @@
-"""`python -m bench.sdk_overhead`: CPU per upstream call, official SDK versus a raw HTTP client, against the
-static nginx upstream (sequential calls on one connection, so the figures are per-call cost, not load)."""
+"""`python -m bench.sdk_overhead`: CPU per upstream call, official SDK versus raw HTTP clients and the
+gateway's direct transport (LLM_HTTP_CLIENT=aiohttp), against the static nginx upstream (sequential calls
+on one connection, so the figures are per-call cost, not load)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ import uvloop
 
 from bench.procs import ROOT, install_cleanup
 from bench.upstream import MODEL_ANTHROPIC, MODEL_OPENAI, start_nginx
+from llm_api.services.providers import anthropic as anthropic_adapter
+from llm_api.services.providers.http_transport import HttpTransport
+from llm_api.services.providers.transport import Endpoint
 
 CALLS = 2000
 MESSAGES = [{"role": "user", "content": "Say hello."}]
@@ -78,6 +82,19 @@ async def run(base: str) -> list[dict[str, object]]:
             return orjson.loads(await response.read())
 
     results.append(await _measure("aiohttp.ClientSession.post + orjson", aiohttp_call))
+    endpoint = Endpoint(provider="anthropic", base_url=base, api_key="k", timeout_s=30, connect_timeout_s=5)
+    direct = HttpTransport(
+        endpoint,
+        headers=anthropic_adapter.direct_headers("k"),
+        error_kind_of=anthropic_adapter.error_kind_of,
+        max_connections=4096,
+    )
+
+    async def direct_call() -> object:
+        answer = await direct.post_json(anthropic_adapter.MESSAGES, body, headers={}, query={})
+        return orjson.loads(answer)
+
+    results.append(await _measure("the gateway's direct transport (HttpTransport) + orjson", direct_call))
     host, port = base.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     payload = orjson.dumps(body)
@@ -94,7 +111,15 @@ async def run(base: str) -> list[dict[str, object]]:
 
     results.append(await _measure("asyncio streams, hand-written HTTP/1.1 + orjson (floor)", floor_call))
     writer.close()
-    for closer in (client.close(), aio.close(), oai.close(), raw2.aclose(), raw1.aclose(), session.close()):
+    for closer in (
+        client.close(),
+        aio.close(),
+        oai.close(),
+        raw2.aclose(),
+        raw1.aclose(),
+        session.close(),
+        direct.aclose(),
+    ):
         await closer
     return results
 
