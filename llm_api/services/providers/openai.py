@@ -36,16 +36,15 @@ from llm_api.services.providers.transport import Transport, UpstreamStream
 NAME = "openai"
 CHAT_COMPLETIONS = "/chat/completions"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+KEYLESS = "none"  # the key sent to a deployment that has none (the SDK refuses to go without one)
 DONE = b"[DONE]"
 DONE_FRAME = b"data: [DONE]\n\n"
 
 
 def direct_headers(api_key: str | None) -> dict[str, str]:
-    """What the direct transport sends on every call (a keyless OpenAI-compatible server gets no key)."""
-    headers = {"content-type": "application/json"}
-    if api_key:
-        headers["authorization"] = f"Bearer {api_key}"
-    return headers
+    """What the direct transport sends on every call. A keyless OpenAI-compatible server gets the
+    placeholder key the SDK transport sends: servers without auth ignore it, some insist on the header."""
+    return {"content-type": "application/json", "authorization": f"Bearer {api_key or KEYLESS}"}
 
 
 def error_kind_of(body: object) -> str | None:

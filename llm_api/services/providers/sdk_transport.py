@@ -20,6 +20,7 @@ from openai._types import RequestOptions as OpenAIOptions
 
 from llm_api.errors import UpstreamConnectionFailed, UpstreamError, UpstreamTimeout, upstream_error_for_status
 from llm_api.services.providers._common import parse_retry_after, unusable_response
+from llm_api.services.providers.openai import KEYLESS
 from llm_api.services.providers.transport import Endpoint
 
 
@@ -148,7 +149,7 @@ class AnthropicSdkTransport(_SdkTransport):
         self.provider = endpoint.provider
         self._client = anthropic.AsyncAnthropic(
             # A keyless deployment still needs a string: the SDK refuses None.
-            api_key=endpoint.api_key or "none",
+            api_key=endpoint.api_key or KEYLESS,
             base_url=endpoint.base_url,
             timeout=anthropic.Timeout(endpoint.timeout_s, connect=endpoint.connect_timeout_s),
             max_retries=0,
@@ -188,7 +189,7 @@ class OpenAISdkTransport(_SdkTransport):
     def __init__(self, endpoint: Endpoint, *, max_connections: int) -> None:
         self.provider = endpoint.provider
         self._client = openai.AsyncOpenAI(
-            api_key=endpoint.api_key or "none",  # openai-compatible servers often take no key
+            api_key=endpoint.api_key or KEYLESS,  # openai-compatible servers often take no key
             base_url=endpoint.base_url,
             timeout=openai.Timeout(endpoint.timeout_s, connect=endpoint.connect_timeout_s),
             max_retries=0,
