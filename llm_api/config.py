@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     # Upstream calls.
     llm_timeout_s: float = Field(default=30.0, gt=0)
     llm_connect_timeout_s: float = Field(default=5.0, gt=0)
-    # "aiohttp": the direct pooled client (default); "sdk": the official SDK clients (providers/sdk_transport).
+    # "aiohttp": the direct pooled client (default); "sdk": the official SDK clients (sdk_transport.py).
     llm_http_client: Literal["aiohttp", "sdk"] = "aiohttp"
     llm_max_connections: int = Field(default=4096, ge=1)
     llm_retry_attempts: int = Field(default=4, ge=1, le=10)
