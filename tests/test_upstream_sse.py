@@ -13,6 +13,7 @@ from llm_api.services.providers._sse import (
     UpstreamEvent,
     item_batches,
     iter_event_batches,
+    relay_item_batches,
     sse_frame,
 )
 
@@ -100,6 +101,47 @@ async def test_the_end_marker_ends_the_deltas_even_if_the_server_keeps_the_body_
     async with asyncio.timeout(5):  # without the end marker this would wait forever
         seen = [items async for items in item_batches(chunks(), texts_until_done)]
     assert seen == [["a"]]
+
+
+class RecordedStream:
+    """An upstream body in memory that records whether the relay handed its connection back."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self._chunks = iter(chunks)
+        self.read = 0
+        self.closed = False
+
+    def __aiter__(self) -> RecordedStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            raise StopAsyncIteration
+        self.read += 1
+        return chunk
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def texts(event: UpstreamEvent) -> list[str]:
+    return [event.data.decode()]
+
+
+async def test_the_relay_releases_the_upstream_when_it_is_read_to_the_end() -> None:
+    stream = RecordedStream(b"data: a\n\n", b"data: b\n\n")
+    assert [items async for items in relay_item_batches(stream, texts)] == [["a"], ["b"]]
+    assert stream.closed
+
+
+async def test_a_relay_closed_early_releases_the_upstream_without_reading_on() -> None:
+    """A client that hangs up closes the relay: the upstream connection goes, nothing more is read."""
+    stream = RecordedStream(b"data: a\n\n", b"data: b\n\n", b"data: c\n\n")
+    relay = relay_item_batches(stream, texts)
+    assert await anext(relay) == ["a"]
+    await relay.aclose()
+    assert stream.closed and stream.read == 1
 
 
 def test_a_relayed_event_keeps_its_name_and_payload() -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from llm_api.config import Settings
 from llm_api.errors import ProviderNotConfigured
 from llm_api.routing.config import GatewayConfig, ResolvedDeployment
-from llm_api.services.providers import anthropic, openai
+from llm_api.services.providers import anthropic as anthropic_adapter
+from llm_api.services.providers import openai as openai_adapter
 from llm_api.services.providers.anthropic import AnthropicProvider
 from llm_api.services.providers.base import Provider
 from llm_api.services.providers.http_transport import HttpTransport
@@ -23,10 +24,10 @@ def _transport(settings: Settings, endpoint: Endpoint) -> Transport:
     if settings.llm_http_client == "sdk":
         from llm_api.services.providers import sdk_transport
 
-        if endpoint.provider == anthropic.NAME:
+        if endpoint.provider == anthropic_adapter.NAME:
             return sdk_transport.AnthropicSdkTransport(endpoint, max_connections=settings.llm_max_connections)
         return sdk_transport.OpenAISdkTransport(endpoint, max_connections=settings.llm_max_connections)
-    vendor = anthropic if endpoint.provider == anthropic.NAME else openai
+    vendor = anthropic_adapter if endpoint.provider == anthropic_adapter.NAME else openai_adapter
     return HttpTransport(
         endpoint,
         headers=vendor.direct_headers(endpoint.api_key),
@@ -37,7 +38,7 @@ def _transport(settings: Settings, endpoint: Endpoint) -> Transport:
 
 def _provider(settings: Settings, endpoint: Endpoint) -> Provider:
     transport = _transport(settings, endpoint)
-    if endpoint.provider == anthropic.NAME:
+    if endpoint.provider == anthropic_adapter.NAME:
         return AnthropicProvider(transport)
     return OpenAIProvider(transport)
 
@@ -69,11 +70,15 @@ class ProviderRegistry:
         providers: dict[str, Provider] = {}
         for name, key, base_url in (
             (
-                anthropic.NAME,
+                anthropic_adapter.NAME,
                 settings.anthropic_api_key,
-                settings.anthropic_base_url or anthropic.DEFAULT_BASE_URL,
+                settings.anthropic_base_url or anthropic_adapter.DEFAULT_BASE_URL,
             ),
-            (openai.NAME, settings.openai_api_key, settings.openai_base_url or openai.DEFAULT_BASE_URL),
+            (
+                openai_adapter.NAME,
+                settings.openai_api_key,
+                settings.openai_base_url or openai_adapter.DEFAULT_BASE_URL,
+            ),
         ):
             if key is not None:
                 endpoint = Endpoint(
@@ -106,7 +111,7 @@ class ProviderRegistry:
 def _deployment_provider(settings: Settings, deployment: ResolvedDeployment) -> Provider:
     timeouts = deployment.spec.timeouts
     endpoint = Endpoint(
-        provider=anthropic.NAME if deployment.provider == "anthropic" else openai.NAME,
+        provider=anthropic_adapter.NAME if deployment.provider == "anthropic" else openai_adapter.NAME,
         base_url=deployment.base_url,
         api_key=deployment.api_key.get_secret_value() if deployment.api_key is not None else None,
         timeout_s=(timeouts.request_s if timeouts else None) or settings.llm_timeout_s,
