@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.support import CLIENT_KEY, ROOT, Emulator, gateway_env
+from tests.support import CLIENT_KEY, PROVIDER_KEY, ROOT, Emulator, gateway_env
 
 # httpx2 is not among them: genai_prices (the price table, llm_api.spend) imports it too.
 SDK_MODULES = ("anthropic", "openai")
@@ -44,21 +45,44 @@ asyncio.run(main())
 """
 
 
-def run_worker(emulator: Emulator, transport: str) -> dict[str, Any]:
-    env = gateway_env(emulator, LLM_HTTP_CLIENT=transport)
+@dataclass(frozen=True)
+class WorkerRun:
+    """What the interpreter reported, and the upstream calls the emulator received from it."""
+
+    report: dict[str, Any]
+    calls: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module", params=["aiohttp", "sdk"])
+def worker_run(emulator: Emulator, request: pytest.FixtureRequest) -> WorkerRun:
+    emulator.reset()
+    env = gateway_env(emulator, LLM_HTTP_CLIENT=request.param)
     result = subprocess.run(
         [sys.executable, "-c", WORKER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return report
+    return WorkerRun(report | {"transport": request.param}, emulator.requests())
 
 
-@pytest.mark.parametrize(("transport", "loads_sdks"), [("aiohttp", False), ("sdk", True)])
-def test_only_the_sdk_transport_imports_the_sdks(emu: Emulator, transport: str, loads_sdks: bool) -> None:
-    report = run_worker(emu, transport)
+def test_only_the_sdk_transport_imports_the_sdks(worker_run: WorkerRun) -> None:
+    report = worker_run.report
     assert set(report["statuses"].values()) == {200}, report
-    assert report["loaded"] == dict.fromkeys(SDK_MODULES, loads_sdks)
-    calls = emu.requests()
+    assert report["loaded"] == dict.fromkeys(SDK_MODULES, report["transport"] == "sdk")
+    calls = worker_run.calls
     assert {(r["provider"], r["status"]) for r in calls} == {("anthropic", 200), ("openai", 200)}
     assert len(calls) == 4
+
+
+def test_the_provider_key_and_version_reach_the_upstream(worker_run: WorkerRun) -> None:
+    key = Emulator.fingerprint(PROVIDER_KEY)
+    for call in worker_run.calls:
+        headers = call["headers"]
+        if call["provider"] == "openai":
+            assert headers["authorization"] == f"Bearer {key}"
+        elif worker_run.report["transport"] == "aiohttp":
+            assert headers["x-api-key"] == key  # Anthropic's documented header
+            assert headers["anthropic-version"] == "2023-06-01"
+        else:
+            assert headers["authorization"] == f"Bearer {key}"  # what the anthropic SDK 2.x sends
+            assert headers["anthropic-version"]
