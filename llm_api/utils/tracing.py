@@ -79,9 +79,9 @@ def _span_exporter(settings: Settings, endpoint: str) -> SpanExporter:
     # Imported here so only the protocol in use is loaded. Headers, timeout, compression and TLS
     # files are read by the exporter from the standard OTEL_EXPORTER_OTLP_* variables.
     if settings.otel_exporter_otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+        from llm_api.utils.otlp_grpc import GrpcSpanExporter
 
-        return GrpcSpans(endpoint=endpoint)
+        return GrpcSpanExporter(endpoint=endpoint)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
 
     return HttpSpans(endpoint=endpoint)
