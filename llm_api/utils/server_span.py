@@ -178,7 +178,7 @@ class ServerSpanMiddleware:
         self.telemetry = telemetry
         self.excluded_paths = frozenset(excluded_paths)
         self._plain_routes: dict[Callable[..., Any], str] | None = None
-        self._server_address: dict[tuple[str, int], str] = {}
+        self._server_address: dict[tuple[str, int | None], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         instruments = self.telemetry.instruments
@@ -239,15 +239,17 @@ class ServerSpanMiddleware:
         if method not in KNOWN_METHODS:
             method = "_OTHER"
         attributes: dict[str, AttributeValue] = {"url.scheme": scope["scheme"]}
-        server = scope.get("server") or ("0.0.0.0", 80)
-        address = self._server_address.get(server)
+        # A (host, port) pair; a list from some servers, (path, None) on a Unix socket.
+        host, port = scope.get("server") or ("0.0.0.0", 80)
+        address = self._server_address.get((host, port))
         if address is None:
             # As the generic instrumentation reported it: the host with its port unless that is 80.
-            address = server[0] + (f":{server[1]}" if str(server[1]) != "80" else "")
-            self._server_address[server] = address
+            address = f"{host}:{port}" if port is not None and port != 80 else str(host)
+            if len(self._server_address) < 64:
+                self._server_address[host, port] = address
         attributes["server.address"] = address
-        if server[1]:
-            attributes["server.port"] = int(server[1])
+        if port:
+            attributes["server.port"] = int(port)
         version = scope.get("http_version")
         if version:
             attributes["network.protocol.version"] = version

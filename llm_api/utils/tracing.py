@@ -82,9 +82,9 @@ def _span_exporter(settings: Settings, endpoint: str) -> SpanExporter:
         from llm_api.utils.otlp_grpc import GrpcSpanExporter
 
         return GrpcSpanExporter(endpoint=endpoint)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
+    from llm_api.utils.otlp_http import HttpSpanExporter
 
-    return HttpSpans(endpoint=endpoint)
+    return HttpSpanExporter(endpoint=endpoint)
 
 
 def _metric_exporter(settings: Settings, endpoint: str) -> MetricExporter:
