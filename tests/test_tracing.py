@@ -417,3 +417,35 @@ def test_server_spans_are_named_by_route_templates(
     assert spans["/docs"].name == "GET /docs" and spans["/docs"].attributes["http.route"] == "/docs"
     assert "/healthz" not in spans
     assert not any(admin_key in text for span in spans.values() for text in span.texts())
+
+
+def test_http_server_metrics_carry_the_stable_attributes(
+    traced_gateway: Gateway, grpc_receiver: Receiver, emu: Emulator
+) -> None:
+    assert post_chat(traced_gateway, f"sizes-{uuid.uuid4().hex}").status_code == 200
+    wanted = {
+        "http.server.active_requests",
+        "http.server.request.body.size",
+        "http.server.response.body.size",
+    }
+    wait_until(lambda: wanted <= grpc_receiver.received.metric_names(), timeout=15)
+    points = grpc_receiver.received.metric_points()
+    active = [p for p in points if p.name == "http.server.active_requests"]
+    assert {p.unit for p in active} == {"{request}"}
+    assert {tuple(sorted(p.attributes)) for p in active} == {("http.request.method", "url.scheme")}
+    sizes = [
+        p
+        for p in points
+        if p.name == "http.server.request.body.size"
+        and p.attributes.get("http.route") == "/v1/chat"
+        and p.attributes.get("http.response.status_code") == 200
+    ]
+    assert sizes and {p.unit for p in sizes} == {"By"}
+    assert all(p.total and p.count and p.total / p.count > 0 for p in sizes)
+    assert set(sizes[0].attributes) == {
+        "http.request.method",
+        "url.scheme",
+        "network.protocol.version",
+        "http.route",
+        "http.response.status_code",
+    }

@@ -228,8 +228,8 @@ class ServerSpanMiddleware:
                     request_length=_content_length(headers),
                     response_length=response_length,
                 )
-                instruments.request_ended(method, scheme)
             finally:
+                instruments.request_ended(method, scheme)
                 otel_context.detach(token)
                 span.end()
 
