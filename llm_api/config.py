@@ -137,10 +137,6 @@ class Settings(BaseSettings):
     otel_exporter_otlp_protocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
     otel_traces_exporter: Literal["otlp", "none"] = "otlp"
     otel_metrics_exporter: Literal["otlp", "none"] = "otlp"
-    otel_semconv_stability_opt_in: str = Field(
-        default="http",
-        description="Passed on to the instrumentation: 'http' emits the stable HTTP conventions.",
-    )
 
     # Router and cache (issue 11): the gateway file, the breaker's and the cache's Redis keys.
     gateway_config: str | None = Field(

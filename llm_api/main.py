@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from llm_api.admin.service import KeyAdmin, ledger_usage, spend_usage
 from llm_api.config import Settings
 from llm_api.error_handlers import install_error_handlers
-from llm_api.middleware import RequestContextMiddleware
+from llm_api.middleware import QUIET_PATHS, RequestContextMiddleware
 from llm_api.routers import admin, chat, chat_completions, health, messages, models, usage
 from llm_api.routers.openapi import install_openapi
 from llm_api.routing.cache import ResponseCache
@@ -34,7 +32,8 @@ from llm_api.store.store import Store
 from llm_api.store.writer import LedgerWriter
 from llm_api.utils.logging import configure_logging
 from llm_api.utils.redaction import known_secrets
-from llm_api.utils.tracing import Telemetry, build_telemetry
+from llm_api.utils.server_span import ServerSpanMiddleware, ServerTelemetry
+from llm_api.utils.tracing import build_telemetry
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,11 +43,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     capabilities = CapabilityTable(settings.model_capabilities)
     # Read and validated here, so a bad file stops the start-up (gunicorn's preload) with its problems.
     gateway = load_gateway_config(settings.gateway_config)
+    # The server span and HTTP metrics: off until the lifespan has built this worker's providers.
+    server_telemetry = ServerTelemetry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         telemetry = build_telemetry(settings)
-        instrumented = _instrument(app, telemetry, settings)
+        server_telemetry.start(
+            tracer_provider=telemetry.tracer_provider,
+            meter_provider=telemetry.meter_provider,
+            enabled=telemetry.traces_endpoint is not None or telemetry.metrics_endpoint is not None,
+        )
         app.state.telemetry = telemetry
         app.state.metrics = telemetry.metrics
         router_redis = None
@@ -149,8 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await ledger_writer.aclose()
             await managed_keys.aclose()
             await store.aclose()
-            if instrumented:
-                FastAPIInstrumentor.uninstrument_app(app)
+            server_telemetry.stop()
             await asyncio.to_thread(telemetry.shutdown)
 
     app = FastAPI(
@@ -171,30 +175,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.admin_api_key is not None:  # without it the admin API does not exist (404)
         app.include_router(admin.router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outermost of ours: the span covers the request context's own answers (413, the last-resort 500).
+    app.add_middleware(ServerSpanMiddleware, telemetry=server_telemetry, excluded_paths=QUIET_PATHS)
     install_openapi(app)
     return app
-
-
-def _instrument(app: FastAPI, telemetry: Telemetry, settings: Settings) -> bool:
-    """Give every request a server span and the HTTP metrics (health probes excluded).
-
-    Runs in the lifespan because the providers exist only there (after the fork). Starlette has already
-    built the middleware stack to deliver the lifespan message, so it is rebuilt with the instrumentation
-    before the server accepts its first connection.
-    """
-    if telemetry.traces_endpoint is None and telemetry.metrics_endpoint is None:
-        return False
-    # Stable HTTP conventions (http.server.request.duration) unless the operator chose otherwise.
-    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", settings.otel_semconv_stability_opt_in)
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        excluded_urls="healthz,readyz",
-        exclude_spans=["send", "receive"],
-    )
-    app.middleware_stack = app.build_middleware_stack()
-    return True
 
 
 def _app_from_environment() -> FastAPI:

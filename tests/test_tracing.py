@@ -311,3 +311,141 @@ def test_endpoints_follow_the_standard_variables(
         telemetry = build_telemetry(settings)  # no-op providers: nothing to start or stop
         assert type(telemetry.tracer_provider).__name__ == "NoOpTracerProvider"
         assert type(telemetry.meter_provider).__name__ == "NoOpMeterProvider"
+
+
+def test_server_span_continues_the_callers_trace_and_redacts_unknown_query_values(
+    traced_gateway: Gateway, grpc_receiver: Receiver, emu: Emulator
+) -> None:
+    trace_id, parent_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    request_id = f"parent-{uuid.uuid4().hex}"
+    with traced_gateway.client() as client:
+        response = client.post(
+            "/v1/chat",
+            params={"api_key": CLIENT_KEY, "beta": "true"},
+            json={"messages": [{"role": "user", "content": CANARY}]},
+            headers={"X-Request-ID": request_id, "traceparent": f"00-{trace_id}-{parent_id}-01"},
+        )
+    assert response.status_code == 200, response.text
+    server, client_span = wait_until(lambda: spans_of(grpc_receiver, request_id), timeout=15)
+    # The caller's traceparent is the server span's parent; the GenAI span stays the server span's child.
+    assert server.trace_id == trace_id == client_span.trace_id
+    assert server.parent_span_id == parent_id
+    assert server.kind == "SERVER" and server.name == "POST /v1/chat"
+    # A parameter the gateway does not define keeps its name, not its value: it may be a key.
+    assert server.attributes["url.query"] == "api_key=REDACTED&beta=true"
+    assert server.attributes["url.path"] == "/v1/chat"
+    assert server.attributes["http.request.method"] == "POST"
+    assert server.attributes["url.scheme"] == "http"
+    assert server.attributes["network.protocol.version"] == "1.1"
+    assert server.attributes["client.address"] == "127.0.0.1"
+    assert server.attributes["user_agent.original"].startswith("python-httpx/")
+    assert not any(CLIENT_KEY in text or CANARY in text for text in server.texts())
+
+
+def test_server_errors_mark_the_server_span_and_the_duration_metric(
+    traced_gateway: Gateway, grpc_receiver: Receiver, emu: Emulator
+) -> None:
+    emu.fail(*[{"status": 500}] * 6, provider="anthropic")
+    request_id = f"5xx-{uuid.uuid4().hex}"
+    response = post_chat(traced_gateway, request_id)
+    assert response.status_code >= 500
+    server, _ = wait_until(lambda: spans_of(grpc_receiver, request_id), timeout=15)
+    assert server.attributes["http.response.status_code"] == response.status_code
+    assert server.attributes["error.type"] == str(response.status_code)
+    assert server.status_code == 2  # ERROR
+    assert server.status_message == ""
+
+    # A path that no route matches: the span is named by its method alone and has no http.route.
+    path = f"/no-such-path-{uuid.uuid4().hex}"
+    with traced_gateway.client() as client:
+        assert client.get(path).status_code == 404
+    [missing] = wait_until(
+        lambda: [s for s in grpc_receiver.received.spans() if s.attributes.get("url.path") == path],
+        timeout=15,
+    )
+    assert missing.name == "GET" and "http.route" not in missing.attributes
+    assert missing.attributes["http.response.status_code"] == 404 and "error.type" not in missing.attributes
+    assert missing.status_code == 0
+
+    def failed_durations() -> list[Any]:
+        return [
+            p
+            for p in grpc_receiver.received.metric_points()
+            if p.name == "http.server.request.duration"
+            and p.attributes.get("error.type") == str(response.status_code)
+        ]
+
+    [point, *_] = wait_until(failed_durations, timeout=15)
+    assert point.attributes == {
+        "http.request.method": "POST",
+        "url.scheme": "http",
+        "network.protocol.version": "1.1",
+        "http.route": "/v1/chat",
+        "http.response.status_code": response.status_code,
+        "error.type": str(response.status_code),
+    }
+
+
+@IN_PROCESS_DEPRECATIONS
+def test_server_spans_are_named_by_route_templates(
+    emulator: Emulator, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process: a route with a path parameter and a plain Starlette route (the docs page)."""
+    admin_key = f"admin-{uuid.uuid4().hex}"
+    key_path = f"/admin/keys/key_{uuid.uuid4().hex[:16]}"
+    with run_http_receiver() as receiver:
+        settings = in_process_settings(
+            emulator,
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            ADMIN_API_KEY=admin_key,
+        )
+        with TestClient(import_create_app(monkeypatch)(settings)) as client:
+            assert client.get(key_path, headers={"Authorization": f"Bearer {admin_key}"}).status_code == 404
+            assert client.get("/docs").status_code == 200
+            assert client.get("/healthz").status_code == 200
+
+        def by_path() -> dict[str, Span] | None:
+            spans = {
+                str(s.attributes.get("url.path")): s for s in receiver.received.spans() if s.kind == "SERVER"
+            }
+            return spans if {key_path, "/docs"} <= set(spans) else None
+
+        spans = wait_until(by_path, timeout=10)
+    assert spans[key_path].name == "GET /admin/keys/{key_id}"
+    assert spans[key_path].attributes["http.route"] == "/admin/keys/{key_id}"
+    assert spans["/docs"].name == "GET /docs" and spans["/docs"].attributes["http.route"] == "/docs"
+    assert "/healthz" not in spans
+    assert not any(admin_key in text for span in spans.values() for text in span.texts())
+
+
+def test_http_server_metrics_carry_the_stable_attributes(
+    traced_gateway: Gateway, grpc_receiver: Receiver, emu: Emulator
+) -> None:
+    assert post_chat(traced_gateway, f"sizes-{uuid.uuid4().hex}").status_code == 200
+    wanted = {
+        "http.server.active_requests",
+        "http.server.request.body.size",
+        "http.server.response.body.size",
+    }
+    wait_until(lambda: wanted <= grpc_receiver.received.metric_names(), timeout=15)
+    points = grpc_receiver.received.metric_points()
+    active = [p for p in points if p.name == "http.server.active_requests"]
+    assert {p.unit for p in active} == {"{request}"}
+    assert {tuple(sorted(p.attributes)) for p in active} == {("http.request.method", "url.scheme")}
+    sizes = [
+        p
+        for p in points
+        if p.name == "http.server.request.body.size"
+        and p.attributes.get("http.route") == "/v1/chat"
+        and p.attributes.get("http.response.status_code") == 200
+    ]
+    assert sizes and {p.unit for p in sizes} == {"By"}
+    assert all(p.total and p.count and p.total / p.count > 0 for p in sizes)
+    assert set(sizes[0].attributes) == {
+        "http.request.method",
+        "url.scheme",
+        "network.protocol.version",
+        "http.route",
+        "http.response.status_code",
+    }

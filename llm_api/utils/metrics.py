@@ -6,7 +6,7 @@
     llm_api.rate_limit.rejections                counter    {request}  llm_api.rate_limit.scope
     llm_api.usage.rows_dropped                   counter    {row}      usage rows the ledger could not keep
 
-HTTP request count and duration (`http.server.request.duration`) come from the FastAPI instrumentation.
+The HTTP server metrics (`http.server.request.duration` and the rest) are recorded by utils/server_span.py.
 """
 
 from __future__ import annotations

@@ -79,12 +79,12 @@ def _span_exporter(settings: Settings, endpoint: str) -> SpanExporter:
     # Imported here so only the protocol in use is loaded. Headers, timeout, compression and TLS
     # files are read by the exporter from the standard OTEL_EXPORTER_OTLP_* variables.
     if settings.otel_exporter_otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+        from llm_api.utils.otlp_grpc import GrpcSpanExporter
 
-        return GrpcSpans(endpoint=endpoint)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
+        return GrpcSpanExporter(endpoint=endpoint)
+    from llm_api.utils.otlp_http import HttpSpanExporter
 
-    return HttpSpans(endpoint=endpoint)
+    return HttpSpanExporter(endpoint=endpoint)
 
 
 def _metric_exporter(settings: Settings, endpoint: str) -> MetricExporter:
