@@ -23,6 +23,11 @@ def litellm_version() -> str | None:
     )
 
 
+def load_average() -> list[float]:
+    """1, 5 and 15-minute load averages: how busy the shared machine was (2 cores here)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def machine_info(plan: Plan) -> dict[str, object]:
     cpu = next(
         (
@@ -46,5 +51,6 @@ def machine_info(plan: Plan) -> dict[str, object]:
         "python": platform.python_version(),
         "git_commit": commit or None,
         "load_tool": "wrk" if plan.use_wrk else "python",
+        "load_average_at_start": load_average(),
         "upstream": plan.upstream,
     }
