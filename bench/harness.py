@@ -192,13 +192,20 @@ class Run:
         self.log(f"- starting {name} ({workers} worker{'s' if workers > 1 else ''})")
         server = start_gateway(name, env, workdir=self.workdir / "logs")
         if (features or Features.all_on()).managed_key:
-            self._use_managed_key(server)
+            self._use_managed_key(server, stream=stream or upstream.kind == "emulator")
         if self.plan.reuse_servers:
             self._servers[key] = server
         return server
 
-    def _use_managed_key(self, server: Server) -> None:
-        """Every request to `server` from now on carries a managed key with a token limit and a budget."""
+    def _use_managed_key(self, server: Server, *, stream: bool) -> None:
+        """Every request to `server` from now on carries a managed key with a token limit and a budget.
+
+        One request warms the key first, as any key in use is warm: a new key's budget counter is rebuilt
+        from the ledger on its first reservation, and 1,000 streams opened at once on a cold key wait for
+        that rebuild on a saturated worker (some got 503 budget_unavailable after its 5 s timeout, seen on
+        2026-12-01). A stream is closed once its headers are in (the emulator paces its answers), a JSON
+        call on the nginx upstream read to the end.
+        """
         created = keys.create_key(server.url, name=f"bench-{server.name}")
         if isinstance(created, str):
             self.log(f"  managed key not available ({created}): the plain key from API_KEYS is used")
@@ -206,6 +213,7 @@ class Run:
             return
         server.client_key = str(created["key"])
         server.key_info = {"kind": "managed", "id": created["id"], "limits": keys.limits()}
+        keys.warm_key(gateway_target(server, model=MODEL_ANTHROPIC, stream=stream))
 
     def release(self, server: Server) -> None:
         """Stop `server` unless the plan keeps servers for later scenarios."""

@@ -10,6 +10,7 @@ import json
 
 import httpx
 
+from bench.load import Target
 from bench.upstream import MODEL_ANTHROPIC, MODEL_OPENAI
 
 ADMIN_KEY = "bench-admin-key-0001"
@@ -61,3 +62,12 @@ def key_usage(base_url: str, key_id: object) -> object:
         f"{base_url}/admin/keys/{key_id}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10
     )
     return response.json().get("usage") if response.status_code == 200 else None
+
+
+def warm_key(target: Target) -> None:
+    """One request with the key: its first reservation seeds the budget counter. Only the status is read
+    (for a stream, the headers come once the reservation is held)."""
+    headers = {"Content-Type": "application/json", **target.headers}
+    with httpx.stream("POST", target.url, content=target.body, headers=headers, timeout=30) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"warming the managed key: {response.status_code} {response.read()[:500]!r}")

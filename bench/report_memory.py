@@ -57,8 +57,8 @@ def _memory_cells(rss: dict[str, Any] | None) -> str:
 
 def cpu_memory_lines(results: dict[str, Any]) -> list[str]:
     """CPU per request (the worker's utime+stime over each load) and RSS/PSS/USS per worker."""
-    c = next(
-        (int(k[1:]) for k in sorted(_get(results, "gateway", "1") or {}) if k[1:].isdigit() and k != "c1"), 32
+    c = min(
+        (int(k[1:]) for k in _get(results, "gateway", "1") or {} if k[1:].isdigit() and k != "c1"), default=32
     )
     gw = results.get("gateway") or {}
     rows: list[tuple[str, Any, Any, Any]] = []
