@@ -41,6 +41,25 @@ def machine_info(plan: Plan) -> dict[str, object]:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
     ).stdout.strip()
+    # Uncommitted changes to the code measured make the commit an approximation: say so.
+    changed = subprocess.run(
+        [
+            "git",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            "llm_api",
+            "bench",
+            "gunicorn.conf.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if commit and changed:
+        commit += "+uncommitted"
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "mode": "smoke" if plan.smoke else ("compare" if plan.compare else "full"),
