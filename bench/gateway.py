@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.keys import admin_env
+from bench.memory import mib, worker_memory
 from bench.procs import (
     ROOT,
     Proc,
@@ -18,7 +21,6 @@ from bench.procs import (
     free_port,
     http_ok,
     mapped_libraries,
-    pss_kib,
     rss_kib,
     start,
     wait_for,
@@ -41,12 +43,15 @@ _SCRUBBED_NAMES = {
 
 @dataclass(frozen=True)
 class Features:
-    """Which cross-cutting features are on; `all_on()` is the production shape."""
+    """Which cross-cutting features are on; `all_on()` is the production shape ("everything on", issue 12):
+    auth with a managed key that has a token limit and a budget (the usage ledger is always on), the Redis
+    rate limit, OTLP traces and metrics at 100 % sampling, and the JSON access log."""
 
     auth: bool = True
     rate_limit: bool = True
     tracing: bool = True
     access_log: bool = True
+    managed_key: bool = True  # requests carry a key from POST /admin/keys, not one from API_KEYS
 
     @classmethod
     def all_on(cls) -> Features:
@@ -54,7 +59,7 @@ class Features:
 
     @classmethod
     def all_off(cls) -> Features:
-        return cls(auth=False, rate_limit=False, tracing=False, access_log=False)
+        return cls(auth=False, rate_limit=False, tracing=False, access_log=False, managed_key=False)
 
 
 def _base_env() -> dict[str, str]:
@@ -89,8 +94,10 @@ def gateway_env(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    if features.auth:
+    if features.auth or features.managed_key:
         env["API_KEYS"] = CLIENT_KEY
+        if features.managed_key:
+            env.update(admin_env())
     else:
         env["ALLOW_UNAUTHENTICATED"] = "true"
     if features.rate_limit:
@@ -102,6 +109,8 @@ def gateway_env(
                 "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
                 "OTEL_SERVICE_NAME": "llm-api-bench",
+                # 100 % sampling, stated rather than left to the default.
+                "OTEL_TRACES_SAMPLER": "parentbased_always_on",
             }
         )
     else:
@@ -119,6 +128,9 @@ class Server:
     proc: Proc
     workers: list[int] = field(default_factory=list)
     scratch: Path | None = None  # removed once stopped (the gateway's SQLite database)
+    # The key the requests carry: API_KEYS' plain key, or the managed key created once the gateway answers.
+    client_key: str = CLIENT_KEY
+    key_info: dict[str, object] = field(default_factory=lambda: {"kind": "plain (API_KEYS)"})
 
     def worker_rss_kib(self) -> list[int]:
         pids = self.workers or [self.proc.pid]
@@ -129,9 +141,10 @@ class Server:
         pids = self.workers or [self.proc.pid]
         return sum(value for value in (cpu_seconds(pid) for pid in pids) if value is not None)
 
-    def worker_pss_kib(self) -> list[int]:
+    def worker_memory(self) -> list[dict[str, int]]:
+        """RSS, PSS and USS (KiB) of each worker (or the single server process)."""
         pids = self.workers or [self.proc.pid]
-        return [value for value in (pss_kib(pid) for pid in pids) if value is not None]
+        return [value for value in (worker_memory(pid) for pid in pids) if value is not None]
 
     def libraries(self) -> dict[str, bool]:
         pid = self.workers[0] if self.workers else self.proc.pid
@@ -177,12 +190,46 @@ def start_gateway(name: str, env: dict[str, str], *, workdir: Path) -> Server:
     return Server(name, url, proc, children(proc.pid), scratch)
 
 
+# The cost map from the package (no fetch at start-up), only errors logged (uvicorn's access log off with
+# it), no telemetry, no admin UI.
+LITELLM_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_LOG": "ERROR",
+    "LITELLM_TELEMETRY": "False",
+    "DISABLE_ADMIN_UI": "True",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def litellm_setup() -> dict[str, object]:
+    """How LiteLLM was run, for the report: its environment, its config (the fake upstream's address
+    aside) and whether the modules that make it fast were importable in its venv."""
+    python = LITELLM_VENV / "bin" / "python"
+    modules = ("httptools", "uvloop", "aiohttp", "opentelemetry.sdk")
+    probe = "import importlib.util as u, sys; print(*(bool(u.find_spec(m)) for m in sys.argv[1:]))"
+    done = subprocess.run([str(python), "-c", probe, *modules], capture_output=True, text=True, check=False)
+    found = done.stdout.split()
+    return {
+        "env": LITELLM_ENV,
+        "argv": "--num_workers 1 (uvicorn, in-process)",
+        "config": litellm_config_text("<fake upstream>"),
+        "modules": {m: f == "True" for m, f in zip(modules, found, strict=False)},
+    }
+
+
 def litellm_available() -> bool:
     return (LITELLM_VENV / "bin" / "litellm").exists()
 
 
 def litellm_config(upstream: Upstream, *, stream: bool) -> str:
-    base = upstream.sse_url if stream else upstream.json_url
+    """LiteLLM set up as fast as it goes for the same job (docs/performance.md, "LiteLLM, set up as fast as
+    it goes"): the master key authenticates (our gateway authenticates too), no database, no callbacks,
+    spend and error logs off, no retries (the fake upstream never fails), no `drop_params` (the request has
+    nothing to drop). aiohttp is its default transport and uvloop its default loop."""
+    return litellm_config_text(upstream.sse_url if stream else upstream.json_url)
+
+
+def litellm_config_text(base: str) -> str:
     return (
         "model_list:\n"
         f"  - model_name: {MODEL_OPENAI}\n"
@@ -192,28 +239,23 @@ def litellm_config(upstream: Upstream, *, stream: bool) -> str:
         "      api_key: bench-dummy-provider-key\n"
         "litellm_settings:\n"
         "  telemetry: false\n"
-        "  drop_params: true\n"
+        "  num_retries: 0\n"
         "general_settings:\n"
         f"  master_key: {LITELLM_KEY}\n"
+        "  disable_spend_logs: true\n"
+        "  disable_error_logs: true\n"
     )
 
 
 def start_litellm(name: str, upstream: Upstream, *, stream: bool, workdir: Path) -> Server:
-    """The LiteLLM proxy, one worker, no database, on the same fake upstream."""
+    """The LiteLLM proxy, one worker (uvicorn serves in the process itself), no database, on the same fake
+    upstream."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / f"{name}.yaml"
     config.write_text(litellm_config(upstream, stream=stream))
     port = free_port()
     env = _base_env()
-    env.update(
-        {
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "LITELLM_LOG": "ERROR",
-            "LITELLM_TELEMETRY": "False",
-            "DISABLE_ADMIN_UI": "True",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env.update(LITELLM_ENV)
     argv = [
         str(LITELLM_VENV / "bin" / "litellm"),
         "--config", str(config),
@@ -225,8 +267,9 @@ def start_litellm(name: str, upstream: Upstream, *, stream: bool, workdir: Path)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: http_ok(f"{url}/health/liveliness"), what=f"litellm {name}", proc=proc, timeout=180)
     time.sleep(1.0)
-    workers = children(proc.pid)
-    return Server(name, url, proc, workers if len(workers) == 1 else [])
+    # With --num_workers 1, uvicorn serves in the process it was started as: measure that one (a helper
+    # child, if a version starts one, must not be taken for the worker).
+    return Server(name, url, proc, [proc.pid], client_key=LITELLM_KEY, key_info={"kind": "master key"})
 
 
 class RssSampler(threading.Thread):
@@ -249,13 +292,11 @@ class RssSampler(threading.Thread):
         self._stop_event.set()
         self.join(timeout=2)
         after = self.server.worker_rss_kib()
-
-        def mib(values: list[int]) -> list[float]:
-            return [round(v / 1024, 1) for v in values]
-
+        memory = self.server.worker_memory()
         return {
-            "idle_mib": mib(self.idle),
-            "peak_mib": mib(self.peak),
-            "after_load_mib": mib(after),
-            "after_load_pss_mib": mib(self.server.worker_pss_kib()),
+            "idle_mib": [mib(v) for v in self.idle],
+            "peak_mib": [mib(v) for v in self.peak],
+            "after_load_mib": [mib(v) for v in after],
+            "after_load_pss_mib": [mib(m["pss"]) for m in memory],
+            "after_load_uss_mib": [mib(m["uss"]) for m in memory],
         }

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench import paths, streams
+from bench import keys, paths, streams, versus
 from bench.gateway import (
     Features,
     RssSampler,
     Server,
     gateway_env,
     litellm_available,
+    litellm_setup,
     start_gateway,
     start_litellm,
 )
 from bench.load import Target, run_load
-from bench.machine import litellm_version, machine_info
+from bench.machine import litellm_version, load_average, machine_info
 from bench.otlp_sink import OtlpSink
 from bench.targets import direct_target, gateway_target, litellm_target
 from bench.upstream import (
@@ -31,12 +32,14 @@ from bench.upstream import (
     start_nginx,
 )
 
+_OFF = Features.all_off()
 FEATURE_VARIANTS: dict[str, Features] = {
-    "all_off": Features.all_off(),
-    "auth_only": Features(auth=True, rate_limit=False, tracing=False, access_log=False),
-    "rate_limit_only": Features(auth=False, rate_limit=True, tracing=False, access_log=False),
-    "tracing_only": Features(auth=False, rate_limit=False, tracing=True, access_log=False),
-    "access_log_only": Features(auth=False, rate_limit=False, tracing=False, access_log=True),
+    "all_off": _OFF,
+    "auth_only": replace(_OFF, auth=True),  # a plain key from API_KEYS
+    "managed_key_only": replace(_OFF, auth=True, managed_key=True),  # token limit, budget, ledger
+    "rate_limit_only": replace(_OFF, rate_limit=True),
+    "tracing_only": replace(_OFF, tracing=True),
+    "access_log_only": replace(_OFF, access_log=True),
     "all_on": Features.all_on(),
 }
 
@@ -70,6 +73,10 @@ class Plan:
     path_throughput_s: float = 6.0
     path_rounds: int = 3
     path_python_total: int | None = None  # requests per load without wrk (smoke: a few, no timing claims)
+    # Gateway vs LiteLLM (bench.versus): c=1 per server, then c=N in interleaved slices.
+    versus_latency_s: float = 8.0
+    versus_slice_s: int = 2
+    versus_rounds: int = 4
     reuse_servers: bool = False  # smoke: one emulator-backed gateway serves JSON, SSE and the held streams
 
     @classmethod
@@ -184,9 +191,29 @@ class Run:
             return self._servers[key]
         self.log(f"- starting {name} ({workers} worker{'s' if workers > 1 else ''})")
         server = start_gateway(name, env, workdir=self.workdir / "logs")
+        if (features or Features.all_on()).managed_key:
+            self._use_managed_key(server, stream=stream or upstream.kind == "emulator")
         if self.plan.reuse_servers:
             self._servers[key] = server
         return server
+
+    def _use_managed_key(self, server: Server, *, stream: bool) -> None:
+        """Every request to `server` from now on carries a managed key with a token limit and a budget.
+
+        One request warms the key first, as any key in use is warm: a new key's budget counter is rebuilt
+        from the ledger on its first reservation, and 1,000 streams opened at once on a cold key wait for
+        that rebuild on a saturated worker (some got 503 budget_unavailable after its 5 s timeout, seen on
+        2026-12-01). A stream is closed once its headers are in (the emulator paces its answers), a JSON
+        call on the nginx upstream read to the end.
+        """
+        created = keys.create_key(server.url, name=f"bench-{server.name}")
+        if isinstance(created, str):
+            self.log(f"  managed key not available ({created}): the plain key from API_KEYS is used")
+            server.key_info = {"kind": "plain (API_KEYS)", "managed_key_skipped": created}
+            return
+        server.client_key = str(created["key"])
+        server.key_info = {"kind": "managed", "id": created["id"], "limits": keys.limits()}
+        keys.warm_key(gateway_target(server, model=MODEL_ANTHROPIC, stream=stream))
 
     def release(self, server: Server) -> None:
         """Stop `server` unless the plan keeps servers for later scenarios."""
@@ -233,6 +260,7 @@ class Run:
                     )
                     paths.measure_paths(self, server)
                 out["libraries"] = server.libraries()
+                out["key"] = server.key_info
             finally:
                 out["rss"] = sampler.finish()
                 self.release(server)
@@ -311,18 +339,27 @@ class Run:
             self.log("- LiteLLM venv missing: comparison skipped")
             self.results["litellm"] = None
             return
-        self.log("- LiteLLM proxy (1 worker, no database)")
+        self.log("- LiteLLM proxy (1 worker, no database, set up as fast as it goes) next to the gateway")
         server = start_litellm("litellm", upstream, stream=False, workdir=self.workdir / "logs")
+        gateway = None
         sampler = RssSampler(server)
         sampler.start()
         out: dict[str, object] = {}
         try:
-            out["c1_openai"] = self.load(litellm_target(server), 1, server=server)
-            for c in self.plan.concurrencies:
+            gateway = self.gateway("gateway-vs-litellm-1w", upstream)
+            side_by_side = versus.measure(self, gateway, server)
+            self.results["versus_litellm"] = side_by_side
+            lite = side_by_side["litellm"]
+            assert isinstance(lite, dict)
+            out["c1_openai"] = lite["c1"]
+            out.update({k: v for k, v in lite.items() if k != "c1"})
+            for c in self.plan.concurrencies[1:]:
                 out[f"c{c}"] = self.load(litellm_target(server), c, server=server)
         finally:
             out["rss"] = sampler.finish()
             server.stop()
+            if gateway is not None:
+                self.release(gateway)
         server = start_litellm("litellm-sse", upstream, stream=True, workdir=self.workdir / "logs")
         try:
             expect = b"chat.completion.chunk"
@@ -340,6 +377,7 @@ class Run:
         finally:
             server.stop()
         out["version"] = litellm_version()
+        out["setup"] = litellm_setup()
         self.results["litellm"] = out
 
     # -- the whole run ---------------------------------------------------------------------------
@@ -369,4 +407,5 @@ class Run:
             upstream.stop()
             self.sink.stop()
         self.results["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)  # type: ignore[index]
+        self.results["meta"]["load_average_at_end"] = load_average()  # type: ignore[index]
         return self.results

@@ -23,6 +23,11 @@ def litellm_version() -> str | None:
     )
 
 
+def load_average() -> list[float]:
+    """1, 5 and 15-minute load averages: how busy the shared machine was (2 cores here)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def machine_info(plan: Plan) -> dict[str, object]:
     cpu = next(
         (
@@ -36,6 +41,25 @@ def machine_info(plan: Plan) -> dict[str, object]:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
     ).stdout.strip()
+    # Uncommitted changes to the code measured make the commit an approximation: say so.
+    changed = subprocess.run(
+        [
+            "git",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            "llm_api",
+            "bench",
+            "gunicorn.conf.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if commit and changed:
+        commit += "+uncommitted"
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "mode": "smoke" if plan.smoke else ("compare" if plan.compare else "full"),
@@ -46,5 +70,6 @@ def machine_info(plan: Plan) -> dict[str, object]:
         "python": platform.python_version(),
         "git_commit": commit or None,
         "load_tool": "wrk" if plan.use_wrk else "python",
+        "load_average_at_start": load_average(),
         "upstream": plan.upstream,
     }

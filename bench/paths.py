@@ -9,12 +9,14 @@ rows appear by themselves once the feature is merged.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import httpx
 
-from bench.gateway import Server
+from bench.gateway import CLIENT_KEY, Features, Server
+from bench.keys import admin_env, create_key, key_usage, limits
 from bench.load import Target
 from bench.targets import API_PATHS, CHAT_ANTHROPIC, api_target, stream_marker
 from bench.upstream import MODEL_ANTHROPIC, MODEL_OPENAI, Upstream
@@ -22,22 +24,9 @@ from bench.upstream import MODEL_ANTHROPIC, MODEL_OPENAI, Upstream
 if TYPE_CHECKING:
     from bench.harness import Run
 
-ADMIN_KEY = "bench-admin-key-0001"
 ALIAS = "bench-smart"
-# List prices (USD per million tokens) of the two bench models, so that no run depends on the package's table.
-MODEL_PRICES = {
-    MODEL_ANTHROPIC: {"input_usd_per_mtok": 5.0, "output_usd_per_mtok": 25.0},
-    MODEL_OPENAI: {"input_usd_per_mtok": 2.5, "output_usd_per_mtok": 10.0},
-}
-# Far above what one run spends (at most ~0.002 USD and ~80 tokens a request): every request is admitted, and
-# each still takes the reservation and reconciliation round trips a budgeted key always takes.
-BUDGETED_KEY = {
-    "name": "bench-budgeted",
-    "rpm_limit": 10_000_000,
-    "tpm_limit": 10**11,
-    "budget_usd": 1_000_000,
-    "budget_period": "month",
-}
+# The same upstream call (Anthropic /v1/messages) with and without the two codecs.
+TRANSLATED_PAIR = ("messages_anthropic", "completions_anthropic")
 
 
 def _number(value: object) -> float:
@@ -71,32 +60,61 @@ def _combined(slices: list[dict[str, object]]) -> dict[str, object]:
     return out
 
 
-def _measure(
-    run: Run, server: Server, targets: dict[str, Target], *, without_c1: frozenset[str] = frozenset()
+def measure_interleaved(
+    run: Run,
+    targets: dict[str, Target],
+    servers: Server | Mapping[str, Server],
+    *,
+    without_c1: frozenset[str] = frozenset(),
+    latency_s: float | None = None,
+    slice_s: int | None = None,
+    rounds: int | None = None,
+    concurrency: int | None = None,
 ) -> dict[str, dict[str, object]]:
     """`{name: {"c1": …, "c<N>": …}}`: c=1 one target after the other, then c=N in rounds that visit
-    every target in turn (the machine is shared: a slow minute then weighs on all of them alike)."""
+    every target in turn (the machine is shared: a slow minute then weighs on all of them alike). CPU per
+    request is read from `servers` (one for all targets, or one per target name)."""
     plan = run.plan
-    c = plan.concurrencies[0]
+    c = concurrency or plan.concurrencies[0]
+    rounds = rounds or plan.path_rounds
+    slice_s = slice_s or max(1, round(plan.path_throughput_s / rounds))  # wrk takes whole seconds
+
+    def server_of(name: str) -> Server:
+        return servers if isinstance(servers, Server) else servers[name]
+
     out: dict[str, dict[str, object]] = {name: {} for name in targets}
     for name, target in targets.items():
         if name not in without_c1:
             out[name]["c1"] = run.load(
-                target, 1, duration_s=plan.path_latency_s, server=server, total=plan.path_python_total
+                target,
+                1,
+                duration_s=latency_s or plan.path_latency_s,
+                server=server_of(name),
+                total=plan.path_python_total,
             )
     slices: dict[str, list[dict[str, object]]] = {name: [] for name in targets}
-    slice_s = max(1, round(plan.path_throughput_s / plan.path_rounds))  # wrk takes whole seconds
-    for _ in range(plan.path_rounds):
+    for _ in range(rounds):
         for name, target in targets.items():
-            # The c=1 loads have warmed the server.
+            # The c=1 loads have warmed the servers (a target without one was warmed before this).
             slices[name].append(
                 run.load(
-                    target, c, duration_s=slice_s, server=server, warmup=False, total=plan.path_python_total
+                    target,
+                    c,
+                    duration_s=slice_s,
+                    server=server_of(name),
+                    warmup=False,
+                    total=plan.path_python_total,
                 )
             )
     for name in targets:
         out[name][f"c{c}"] = _combined(slices[name])
     return out
+
+
+def _measure(
+    run: Run, server: Server, targets: dict[str, Target], *, without_c1: frozenset[str] = frozenset()
+) -> dict[str, dict[str, object]]:
+    return measure_interleaved(run, targets, server, without_c1=without_c1)
 
 
 def _paths(run: Run) -> dict[str, dict[str, object]]:
@@ -113,6 +131,14 @@ def measure_paths(run: Run, server: Server) -> None:
     targets = {path.id: api_target(server, path) for path in API_PATHS}
     for name, measured in _measure(run, server, targets, without_c1=references).items():
         _paths(run).setdefault(name, {}).update(measured)
+    # The translated row of issue 12 compares two c=1 p50s ~0.2 ms apart: one after the other they moved
+    # by ±0.5 ms between runs on this shared machine, so both paths also take c=1 in interleaved slices.
+    pair = {name: targets[name] for name in TRANSLATED_PAIR}
+    run.log(f"- {' vs '.join(TRANSLATED_PAIR)} at c=1, {run.plan.path_rounds + 1} interleaved rounds")
+    interleaved = measure_interleaved(
+        run, pair, server, without_c1=frozenset(pair), rounds=run.plan.path_rounds + 1, concurrency=1
+    )
+    run.results["translated_c1"] = {name: node["c1"] for name, node in interleaved.items()}
 
 
 def stream_paths(run: Run, server: Server) -> None:
@@ -123,29 +149,6 @@ def stream_paths(run: Run, server: Server) -> None:
         target = api_target(server, path, stream=True)
         result = run.sse(target, gateway=True, expect=stream_marker(path))
         _paths(run).setdefault(path.id, {})["sse"] = result
-
-
-def _create_key(server: Server) -> dict[str, object] | str:
-    """The created key (`id`, `key`, …), or why managed keys cannot be measured on this gateway."""
-    response = httpx.post(
-        f"{server.url}/admin/keys",
-        json=BUDGETED_KEY,
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        timeout=10,
-    )
-    if response.status_code == 404:
-        return "no admin API in this build (issue 10, branches store and limits, not merged)"
-    if response.status_code != 201:
-        raise RuntimeError(f"POST /admin/keys: {response.status_code} {response.text[:500]}")
-    created: dict[str, object] = response.json()
-    return created
-
-
-def _key_usage(server: Server, key_id: object) -> object:
-    response = httpx.get(
-        f"{server.url}/admin/keys/{key_id}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10
-    )
-    return response.json().get("usage") if response.status_code == 200 else None
 
 
 def gateway_file(upstream: Upstream) -> str:
@@ -177,7 +180,7 @@ def gateway_file(upstream: Upstream) -> str:
 
 def _not_routed(server: Server) -> str | None:
     """None when the alias is served through the router, else why not."""
-    target = api_target(server, CHAT_ANTHROPIC, model=ALIAS)
+    target = api_target(server, CHAT_ANTHROPIC, key=CLIENT_KEY, model=ALIAS)
     response = httpx.post(target.url, content=target.body, headers=target.headers, timeout=10)
     if "x-llm-deployment" not in response.headers:
         return (
@@ -195,11 +198,7 @@ def extras_env(run: Run, upstream: Upstream) -> dict[str, str]:
     config = run.workdir / "router" / "gateway.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(gateway_file(upstream))
-    return {
-        "ADMIN_API_KEY": ADMIN_KEY,
-        "MODEL_PRICES": json.dumps(MODEL_PRICES),
-        "GATEWAY_CONFIG": str(config),
-    }
+    return {**admin_env(), "GATEWAY_CONFIG": str(config)}
 
 
 def keys_and_alias(run: Run, upstream: Upstream) -> None:
@@ -207,21 +206,16 @@ def keys_and_alias(run: Run, upstream: Upstream) -> None:
     with a plain key naming the model directly, the same with a budgeted managed key (issue 10), and with
     the plain key naming an alias whose first target is that model (issue 11). Each comparison changes
     one thing against the first."""
-    config = run.workdir / "router" / "gateway.yaml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(gateway_file(upstream))
-    env = {
-        "ADMIN_API_KEY": ADMIN_KEY,
-        "MODEL_PRICES": json.dumps(MODEL_PRICES),
-        "GATEWAY_CONFIG": str(config),
-    }
+    env = extras_env(run, upstream)
     # DATABASE_URL: the gateway's own SQLite database in a temporary folder (bench.gateway.start_gateway).
-    server = run.gateway("gateway-keys-router-1w", upstream, extra_env=env)
+    # Its own managed key is not made here: the comparison creates one below, next to the plain key.
+    features = Features(managed_key=False)
+    server = run.gateway("gateway-keys-router-1w", upstream, features=features, extra_env=env)
     where = {"route": CHAT_ANTHROPIC.route, "model": CHAT_ANTHROPIC.model, "gateway": server.name}
     keys: dict[str, object] = dict(where)
     router: dict[str, object] = {**where, "alias": ALIAS}
     try:
-        created = _create_key(server)
+        created = create_key(server.url)
         not_routed = _not_routed(server)
         if isinstance(created, str):
             run.log(f"- budgeted key skipped: {created}")
@@ -231,19 +225,19 @@ def keys_and_alias(run: Run, upstream: Upstream) -> None:
             router["skipped"] = not_routed
         if isinstance(created, str) and not_routed is not None:
             return
-        targets = {"plain": api_target(server, CHAT_ANTHROPIC)}
+        targets = {"plain": api_target(server, CHAT_ANTHROPIC, key=CLIENT_KEY)}
         if not isinstance(created, str):
             budgeted = api_target(server, CHAT_ANTHROPIC, key=str(created["key"]))
             targets["budgeted"] = replace(budgeted, name=f"{budgeted.name}-budgeted-key")
         if not_routed is None:
-            targets["alias"] = api_target(server, CHAT_ANTHROPIC, model=ALIAS)
+            targets["alias"] = api_target(server, CHAT_ANTHROPIC, key=CLIENT_KEY, model=ALIAS)
         run.log(f"- /v1/chat with {', '.join(targets)} (plain key, model named directly, is the reference)")
         measured = _measure(run, server, targets)
         keys["plain"] = router["direct_model"] = measured["plain"]
         if "budgeted" in measured:
-            keys["limits"] = {k: v for k, v in BUDGETED_KEY.items() if k != "name"}
+            keys["limits"] = limits()
             keys["budgeted"] = measured["budgeted"]
-            keys["budgeted_usage_after"] = _key_usage(server, created["id"])  # type: ignore[index]
+            keys["budgeted_usage_after"] = key_usage(server.url, created["id"])  # type: ignore[index]
         if "alias" in measured:
             router["alias_model"] = measured["alias"]
     finally:

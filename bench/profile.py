@@ -52,6 +52,11 @@ LAYERS = {
     "SDK request building (_build_request)": "BaseClient._build_request ",
     "retry policy (RetryPolicy.call)": "RetryPolicy.call ",
     "auth + rate limit dependency (require_client_key)": "require_client_key ",
+    "client identification (require_client)": "require_client ",
+    "budget reservation (SpendGuard.reserve)": "SpendGuard.reserve ",
+    "budget settlement (SpendGuard.settle)": "SpendGuard.settle ",
+    "span export thread (BatchProcessor.worker)": "BatchProcessor.worker ",
+    "OTLP span encoding (encode_spans)": "encode_spans ",
     "FastAPI dependency solving (solve_dependencies)": "solve_dependencies ",
     "access log (RequestContextMiddleware._log_access)": "RequestContextMiddleware._log_access ",
 }

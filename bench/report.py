@@ -1,12 +1,10 @@
-"""Targets (issue #4) checked against the results, and the short Markdown summary."""
+"""Targets (issue 12's table, and the path checks of issues 9-11) against the results, and the Markdown."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench import report_paths
-
-LITELLM_REFERENCE_RPS = 110.0  # measured before on this machine, one worker (issue #4)
+from bench import goals, report_memory, report_paths
 
 
 def _get(data: Any, *path: str) -> Any:
@@ -49,6 +47,7 @@ def derived(results: dict[str, Any]) -> dict[str, Any]:
         "cpu_ms_per_request_c": _get(gw1, f"c{c}_openai", "server_cpu_ms_per_request"),
     }
     out["paths"] = report_paths.derived(results)
+    out["issue12"] = goals.derived(results, out["paths"], c)
     lite = results.get("litellm")
     if lite:
         out["litellm_added_p50_ms"] = _diff(
@@ -68,57 +67,10 @@ def _first_concurrency(results: dict[str, Any]) -> int:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 12's rows (`table: "issue 12"`), then the path checks of issues 9-11 (`table: "issues 9-11"`)."""
     d = derived(results)
-    c = _first_concurrency(results)
-    rows: list[dict[str, Any]] = []
-
-    def row(name: str, target: str, measured: Any, met: bool | None, note: str = "") -> None:
-        rows.append({"name": name, "target": target, "measured": measured, "met": met, "note": note})
-
-    def at_most(value: Any, limit: float) -> bool | None:
-        return None if value is None else value <= limit
-
-    row("added latency p50 (c=1)", "<= 1 ms", d["added_p50_ms"], at_most(d["added_p50_ms"], 1.0))
-    row("added latency p99 (c=1)", "<= 3 ms", d["added_p99_ms"], at_most(d["added_p99_ms"], 3.0))
-    lite_rps = _get(results, "litellm", f"c{c}", "rps")
-    reference = lite_rps or LITELLM_REFERENCE_RPS
-    ours = d["throughput_c_rps"]
-    ratio = round(ours / reference, 1) if ours and reference else None
-    row(
-        f"throughput c={c} vs LiteLLM",
-        ">= 10x",
-        ratio,
-        None if ratio is None else ratio >= 10,
-        f"{ours} vs {reference} req/s ({'measured' if lite_rps else 'reference figure'}); worker CPU/request "
-        f"{d['cpu_ms_per_request_c']} ms vs {d.get('litellm_cpu_ms_per_request_c')} ms",
-    )
-    row("added TTFB p50", "<= 1.5 ms", d["added_ttfb_p50_ms"], at_most(d["added_ttfb_p50_ms"], 1.5))
-    row(
-        "added whole-stream time p50 (50 chunks)",
-        "<= 3 ms",
-        d["added_stream_total_p50_ms"],
-        at_most(d["added_stream_total_p50_ms"], 3.0),
-    )
-    after = _get(results, "gateway", "1", "rss", "after_load_mib") or []
-    peak = _get(results, "gateway", "1", "rss", "peak_mib") or []
-    worst = max(after) if after else None
-    row(
-        "RSS per worker after load",
-        "<= 100 MiB",
-        worst,
-        at_most(worst, 100.0),
-        f"peak {max(peak) if peak else '?'} MiB",
-    )
-    conc = results.get("concurrency") or {}
-    n, errors = conc.get("completed"), conc.get("errors")
-    row(
-        "concurrent streams on one worker",
-        ">= 1000, 0 errors",
-        f"{n}/{conc.get('streams')} ok, {errors} errors",
-        None if n is None else (n >= 1000 and errors == 0),
-        f"{conc.get('kib_per_stream')} KiB/stream",
-    )
-    return rows + report_paths.targets(results)
+    checks = [{**row, "table": "issues 9-11"} for row in report_paths.targets(results)]
+    return goals.rows(results, d) + checks
 
 
 def count_errors(results: dict[str, Any]) -> int:
@@ -155,16 +107,32 @@ def markdown(results: dict[str, Any]) -> str:
         f"Machine: {meta.get('cpus')} CPUs ({meta.get('cpu_model')}), {meta.get('memory_gib')} GiB, "
         f"Linux {meta.get('kernel')}, Python {meta.get('python')}; commit {meta.get('git_commit')}; "
         f"load: {meta.get('load_tool')}; fake upstream: {meta.get('upstream')}; "
-        f"run took {meta.get('elapsed_s')} s.",
+        f"run took {meta.get('elapsed_s')} s; load average (1/5/15 min) at start "
+        f"{meta.get('load_average_at_start')}, at end {meta.get('load_average_at_end')}.",
         "",
-        "## Targets (everything on, one worker)",
+        "## Targets (issue 12: one worker, everything on, ratios taken in the same run)",
         "",
-        "| target | goal | measured | met | note |",
-        "| --- | --- | --- | --- | --- |",
+        "Everything on: auth with a managed key (token limit and budget, `POST /admin/keys`), the Redis rate",
+        "limit, the usage ledger, OTLP traces and metrics at 100 % sampling, the JSON access log.",
+        f"Requests carried: {_key_kind(results)}.",
+        "",
+        "| figure | goal | measured | verdict | note | what stands in the way |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for t in results.get("targets", []):
-        met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
-        lines.append(f"| {t['name']} | {t['target']} | {_f(t['measured'], 3)} | {met} | {t['note']} |")
+    rows = results.get("targets", [])
+    for t in (t for t in rows if t.get("table") == "issue 12"):
+        blocker = t.get("blocker") or ("(bench/blockers.json)" if t["met"] is False else "")
+        lines.append(
+            f"| {t['name']} | {t['target']} | {_f(t['measured'], 3)} | {_VERDICT[t['met']]} | {t['note']} "
+            f"| {blocker} |"
+        )
+    lines += ["", "Path checks (issues 9-11):", "", "| check | goal | measured | verdict | note |"]
+    lines.append("| --- | --- | --- | --- | --- |")
+    for t in (t for t in rows if t.get("table") != "issue 12"):
+        lines.append(
+            f"| {t['name']} | {t['target']} | {_f(t['measured'], 3)} | {_VERDICT[t['met']]} | {t['note']} |"
+        )
+    lines += report_memory.profile_lines(results) + report_memory.cpu_memory_lines(results)
     lines += [
         "",
         "## Latency at concurrency 1 (ms)",
@@ -208,7 +176,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_f(_diff(total, _get(base, 'total_ms', 'p50')) if base else None, 3)} |"
         )
     lines += report_paths.markdown_lines(results)
-    lines += _feature_lines(results) + _concurrency_lines(results) + _rss_lines(results)
+    lines += _feature_lines(results) + _concurrency_lines(results)
     if d.get("litellm_added_p50_ms") is not None:
         lines += [
             "",
@@ -216,6 +184,17 @@ def markdown(results: dict[str, Any]) -> str:
             f"{d['added_p50_openai_ms']} ms.",
         ]
     return "\n".join(lines) + "\n"
+
+
+_VERDICT = {True: "met", False: "**missed**", None: "n/a"}
+
+
+def _key_kind(results: dict[str, Any]) -> str:
+    key = _get(results, "gateway", "1", "key") or {}
+    if key.get("kind") == "managed":
+        limits = ", ".join(f"{k}={v}" for k, v in (key.get("limits") or {}).items())
+        return f"a managed key ({limits})"
+    return f"the plain key from API_KEYS ({key.get('managed_key_skipped', 'no managed key')})"
 
 
 def _latency_rows(results: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
@@ -310,20 +289,3 @@ def _concurrency_lines(results: dict[str, Any]) -> list[str]:
         f"{idle['p50_ms']}/{idle['p99_ms']}/{idle['max_ms']} ms, "
         f"under load {busy['p50_ms']}/{busy['p99_ms']}/{busy['max_ms']} ms.",
     ]
-
-
-def _rss_lines(results: dict[str, Any]) -> list[str]:
-    lines = [
-        "",
-        "## RSS per worker (MiB)",
-        "",
-        "| server | idle | peak | after load |",
-        "| --- | --- | --- | --- |",
-    ]
-    servers = [(f"gateway {w}w", node.get("rss")) for w, node in (results.get("gateway") or {}).items()]
-    if results.get("litellm"):
-        servers.append(("LiteLLM 1w", results["litellm"].get("rss")))
-    for label, rss in servers:
-        if rss:
-            lines.append(f"| {label} | {rss['idle_mib']} | {rss['peak_mib']} | {rss['after_load_mib']} |")
-    return lines

@@ -24,10 +24,12 @@ if [ ! -x bench/.tools-venv/bin/py-spy ] || [ ! -x bench/.tools-venv/bin/python 
   python3 -m venv bench/.tools-venv
   bench/.tools-venv/bin/pip install -q --disable-pip-version-check "matplotlib>=3.9" "py-spy>=0.4"
 fi
-if [ "$compare" = 1 ] && [ ! -x bench/.litellm-venv/bin/litellm ]; then
-  echo "creating bench/.litellm-venv (LiteLLM 1.110.2 with its proxy dependencies)"
-  python3 -m venv bench/.litellm-venv
+# The venv is brought up to date whenever bench/litellm-requirements.txt changed since it was installed.
+if [ "$compare" = 1 ] && ! cmp -s bench/litellm-requirements.txt bench/.litellm-venv/requirements.installed; then
+  echo "installing bench/.litellm-venv (LiteLLM with its proxy dependencies, bench/litellm-requirements.txt)"
+  [ -x bench/.litellm-venv/bin/python ] || python3 -m venv bench/.litellm-venv
   bench/.litellm-venv/bin/pip install -q --disable-pip-version-check -r bench/litellm-requirements.txt
+  cp bench/litellm-requirements.txt bench/.litellm-venv/requirements.installed
 fi
 
 # 1,000 held streams need ~3,000 descriptors across client, gateway and upstream.

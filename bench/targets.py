@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from bench.gateway import CLIENT_KEY, LITELLM_KEY, Server
+from bench.gateway import LITELLM_KEY, Server
 from bench.load import Target
 from bench.upstream import MODEL_ANTHROPIC, MODEL_OPENAI
 
@@ -24,7 +24,7 @@ def gateway_target(server: Server, *, model: str, stream: bool = False) -> Targe
         f"{server.name}-{model}{'-sse' if stream else ''}",
         f"{server.url}/v1/chat",
         _body(**fields),
-        {"Authorization": f"Bearer {CLIENT_KEY}"},
+        {"Authorization": f"Bearer {server.client_key}"},
     )
 
 
@@ -86,6 +86,7 @@ API_PATHS = (
     ApiPath("messages_openai", "/v1/messages", MODEL_OPENAI, "translated"),
 )
 NEW_PATHS = tuple(path for path in API_PATHS if path.kind != "reference")
+PATHS_BY_ID = {path.id: path for path in API_PATHS}
 
 
 def reference_for(path: ApiPath) -> ApiPath:
@@ -94,9 +95,11 @@ def reference_for(path: ApiPath) -> ApiPath:
 
 
 def api_target(
-    server: Server, path: ApiPath, *, key: str = CLIENT_KEY, stream: bool = False, model: str | None = None
+    server: Server, path: ApiPath, *, key: str | None = None, stream: bool = False, model: str | None = None
 ) -> Target:
-    """`path`'s request as its usual client sends it (the anthropic SDK authenticates with x-api-key)."""
+    """`path`'s request as its usual client sends it (the anthropic SDK authenticates with x-api-key), with
+    `key` or else the server's own client key (the managed key on an all-on gateway)."""
+    key = key or server.client_key
     fields: dict[str, object] = {"model": model or path.model, "messages": PROMPT, "max_tokens": 64}
     if stream:
         fields["stream"] = True

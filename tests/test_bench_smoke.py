@@ -53,6 +53,20 @@ def test_smoke_run_writes_results_with_zero_errors(tmp_path: Path) -> None:
     same_vendor = [t for t in results["targets"] if "same vendor" in t["name"]]
     assert len(same_vendor) == 2 and all(t["measured"] is not None for t in same_vendor)
 
+    # Issue 12's table, row by row; "everything on" includes a managed key wherever the build has the admin
+    # API, and the memory row reads USS per worker.
+    issue12 = {t["id"]: t for t in results["targets"] if t.get("table") == "issue 12"}
+    assert set(issue12) == {
+        "added_p50", "added_p99", "throughput_vs_litellm", "added_ttfb", "added_stream", "translated",
+        "worker_memory", "streams",
+    }  # fmt: skip
+    for row_id in ("added_p50", "added_p99", "added_ttfb", "added_stream", "translated", "worker_memory"):
+        assert isinstance(issue12[row_id]["measured"], int | float), (row_id, issue12[row_id])
+    assert gateway["rss"]["after_load_uss_mib"] and gateway["rss"]["after_load_pss_mib"]
+    if importlib.util.find_spec("llm_api.admin") is not None:
+        assert gateway["key"]["kind"] == "managed", gateway["key"]
+    assert "what stands in the way" in markdown
+
     # Issue 10's budgeted key is measured wherever the build has the admin API; issue 11's alias wherever
     # the router serves it. Otherwise the report says why not.
     keys, router = results["keys"], results["router"]

@@ -1,0 +1,270 @@
+"""Issue 12's targets table, row by row, checked against one run's results.
+
+Every row is one line of the issue's table: its goal, what this run measured, the verdict, a note with the
+figures behind it, and, for a row that misses, what stands in the way (`bench/blockers.json`, written from
+the profile by whoever reads the run; the report prints the profile's top items next to the table).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+BLOCKERS = Path(__file__).with_name("blockers.json")
+# The paths the headline rows take ("/v1/chat and /v1/chat/completions same-vendor"): a row's figure is the
+# worst of them, each is named in the note. /v1/messages → claude (same vendor too) is in the note only.
+HEADLINE = ("chat_anthropic", "chat_openai", "completions_openai")
+NOTED = (*HEADLINE, "messages_anthropic")
+LABELS = {
+    "chat_anthropic": "/v1/chat → claude",
+    "chat_openai": "/v1/chat → gpt-4o",
+    "completions_openai": "/v1/chat/completions → gpt-4o",
+    "messages_anthropic": "/v1/messages → claude",
+}
+CPU_GOAL_MS = 0.75
+STREAMS_GOAL = 5000
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _worst(values: list[Any]) -> float | None:
+    numbers = [v for v in values if _num(v)]
+    return max(numbers) if numbers else None
+
+
+def _diff(a: Any, b: Any) -> float | None:
+    return round(a - b, 3) if _num(a) and _num(b) else None
+
+
+def _at_most(value: Any, limit: float) -> bool | None:
+    return None if not _num(value) else value <= limit
+
+
+def blockers() -> dict[str, str]:
+    """Row id → what stands in the way, as written in bench/blockers.json (missing file: none)."""
+    try:
+        data = json.loads(BLOCKERS.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items() if not str(k).startswith("_")}
+
+
+def _per_path(paths: dict[str, Any], figure: str, ids: tuple[str, ...] = NOTED) -> str:
+    return ", ".join(f"{LABELS[i]} {_fmt(_get(paths, i, figure))}" for i in ids)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.2f}" if _num(value) else "n/a"
+
+
+def rows(results: dict[str, Any], report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's rows: `id`, `name`, `target`, `measured`, `met`, `note`, `blocker`. `report` is
+    bench.report.derived's output (`paths` per API path, `issue12` from `derived` below)."""
+    paths = report.get("paths") or {}
+    derived = report.get("issue12") or {}
+    c = derived.get("concurrency", 32)
+    out: list[dict[str, Any]] = []
+
+    def row(row_id: str, name: str, target: str, measured: Any, met: bool | None, note: str) -> None:
+        out.append(
+            {
+                "id": row_id,
+                "name": name,
+                "target": target,
+                "measured": measured,
+                "met": met,
+                "note": note,
+                "table": "issue 12",
+            }
+        )
+
+    for pct, limit in (("p50", 1.0), ("p99", 3.0)):
+        worst = _worst([_get(paths, i, f"added_{pct}_ms") for i in HEADLINE])
+        row(
+            f"added_{pct}",
+            f"added latency {pct} (c=1)",
+            f"<= {limit:g} ms",
+            worst,
+            _at_most(worst, limit),
+            "worst of: " + _per_path(paths, f"added_{pct}_ms") + " ms",
+        )
+
+    versus = derived.get("versus_litellm") or {}
+    ratio, ours_cpu, lite_cpu = (
+        versus.get("rps_ratio"),
+        versus.get("gateway_cpu_ms"),
+        versus.get("litellm_cpu_ms"),
+    )
+    if ours_cpu is None:  # no LiteLLM in this run (`make bench`): the CPU half of the row still holds
+        ours_cpu = _get(results, "paths", "completions_openai", f"c{c}", "server_cpu_ms_per_request")
+    cpu_ok = _at_most(ours_cpu, CPU_GOAL_MS)
+    met = None if ratio is None else (ratio >= 10 and bool(cpu_ok))
+    if cpu_ok is False:
+        met = False
+    note = (
+        f"{versus.get('gateway_rps')} vs {versus.get('litellm_rps')} req/s, interleaved; CPU/request "
+        f"{_fmt(ours_cpu)} ms (goal <= {CPU_GOAL_MS}) vs LiteLLM {_fmt(lite_cpu)} ms; "
+        f"{versus.get('route', '/v1/chat/completions')} → gpt-4o on both"
+        if versus
+        else f"no LiteLLM in this run (make bench-compare); CPU/request {_fmt(ours_cpu)} ms "
+        f"(goal <= {CPU_GOAL_MS})"
+    )
+    row(
+        "throughput_vs_litellm",
+        f"throughput c={c} vs LiteLLM (same run)",
+        f">= 10x, <= {CPU_GOAL_MS} ms CPU/request",
+        ratio,
+        met,
+        note,
+    )
+
+    for row_id, name, figure, limit in (
+        ("added_ttfb", "added time to first streamed byte (p50)", "added_ttfb_p50_ms", 1.0),
+        ("added_stream", "added time over a 50-chunk stream (p50)", "added_stream_total_p50_ms", 1.5),
+    ):
+        worst = _worst([_get(paths, i, figure) for i in HEADLINE])
+        row(
+            row_id,
+            name,
+            f"<= {limit:g} ms",
+            worst,
+            _at_most(worst, limit),
+            "worst of: " + _per_path(paths, figure) + " ms",
+        )
+
+    translated = derived.get("translated") or {}
+    value = translated.get("added_p50_ms")
+    row(
+        "translated",
+        "translated path (OpenAI format → Claude model) vs same-vendor",
+        "<= +0.2 ms",
+        value,
+        _at_most(value, 0.2),
+        "added p50 c=1 of /v1/chat/completions → claude minus /v1/messages → claude (the same upstream call: "
+        "only the two codecs differ), "
+        + ("in interleaved c=1 slices" if translated.get("interleaved") else "from their own c=1 loads")
+        + f" ({_fmt(translated.get('separate_loads_p50_ms'))} ms from their own c=1 loads); "
+        f"CPU/request c={c} {_fmt(translated.get('cpu_ms'))} ms more; the other "
+        "direction (/v1/messages → gpt-4o vs /v1/chat/completions → gpt-4o) "
+        f"{_fmt(translated.get('reverse_p50_ms'))} ms",
+    )
+
+    memory = derived.get("memory") or {}
+    rss, uss = memory.get("rss_after_load_mib"), memory.get("uss_per_worker_mib")
+    mem_met = None if rss is None else (rss <= 100 and (uss is None or uss <= 50))
+    row(
+        "worker_memory",
+        "worker RSS after load; USS per additional worker",
+        "<= 100 MiB; USS <= 50 MiB",
+        rss,
+        mem_met,
+        f"USS {_fmt(uss)} MiB per worker ({memory.get('uss_from')}); "
+        f"PSS {_fmt(memory.get('pss_after_load_mib'))} MiB; "
+        f"idle {_fmt(memory.get('rss_idle_mib'))}, peak {_fmt(memory.get('rss_peak_mib'))} MiB",
+    )
+
+    # The held-streams step (branch memstreams): `completed` or `streams.count`, `errors`,
+    # `kib_per_stream`, `healthz_p99_ms` (or the older `healthz_under_load.p99_ms`).
+    conc = results.get("concurrency") or {}
+    opened = conc.get("streams")
+    count = conc.get("completed", _get(conc, "streams", "count"))
+    errors = conc.get("errors")
+    if isinstance(opened, dict):
+        opened = opened.get("opened", opened.get("requested", opened.get("count")))
+    kib = conc.get("kib_per_stream")
+    p99 = conc.get("healthz_p99_ms", _get(conc, "healthz_under_load", "p99_ms"))
+    ok = (
+        None
+        if count is None
+        else (
+            count >= STREAMS_GOAL
+            and errors == 0
+            and _at_most(kib, 40.0) is True
+            and _at_most(p99, 50.0) is True
+        )
+    )
+    row(
+        "streams",
+        "concurrent streams per worker",
+        f"{STREAMS_GOAL} with 0 errors, <= 40 KiB each, /healthz p99 <= 50 ms",
+        f"{count}/{opened} ok, {errors} errors",
+        ok,
+        f"{kib} KiB/stream, /healthz p99 {p99} ms while they run",
+    )
+
+    known = blockers()
+    for item in out:
+        item["blocker"] = known.get(item["id"], "") if item["met"] is False else ""
+    return out
+
+
+def derived(results: dict[str, Any], paths: dict[str, Any], c: int) -> dict[str, Any]:
+    """The figures the rows compare: the LiteLLM ratio, the translated path, memory per worker."""
+    out: dict[str, Any] = {"concurrency": c}
+    versus = results.get("versus_litellm") or {}
+    if versus:
+        ours, lite = _get(versus, "gateway", f"c{c}") or {}, _get(versus, "litellm", f"c{c}") or {}
+        rps, lite_rps = ours.get("rps"), lite.get("rps")
+        out["versus_litellm"] = {
+            "route": versus.get("route"),
+            "gateway_rps": rps,
+            "litellm_rps": lite_rps,
+            "rps_ratio": round(rps / lite_rps, 2) if _num(rps) and _num(lite_rps) and lite_rps else None,
+            "gateway_cpu_ms": ours.get("server_cpu_ms_per_request"),
+            "litellm_cpu_ms": lite.get("server_cpu_ms_per_request"),
+            "gateway_added_p50_ms": _diff(
+                _get(versus, "gateway", "c1", "latency_ms", "50"),
+                _get(results, "direct", "c1_openai", "latency_ms", "50"),
+            ),
+            "litellm_added_p50_ms": _diff(
+                _get(versus, "litellm", "c1", "latency_ms", "50"),
+                _get(results, "direct", "c1_openai", "latency_ms", "50"),
+            ),
+        }
+
+    def cpu(path_id: str) -> Any:
+        return _get(results, "paths", path_id, f"c{c}", "server_cpu_ms_per_request")
+
+    # Interleaved c=1 slices of the two paths (bench.paths.TRANSLATED_PAIR) where the run has them: the
+    # mean of the slices' p50s; else the two paths' own c=1 loads.
+    pair = results.get("translated_c1") or {}
+    interleaved = _diff(
+        _get(pair, "completions_anthropic", "latency_ms", "50"),
+        _get(pair, "messages_anthropic", "latency_ms", "50"),
+    )
+    separate = _diff(
+        _get(paths, "completions_anthropic", "added_p50_ms"),
+        _get(paths, "messages_anthropic", "added_p50_ms"),
+    )
+    out["translated"] = {
+        "added_p50_ms": interleaved if interleaved is not None else separate,
+        "interleaved": interleaved is not None,
+        "separate_loads_p50_ms": separate,
+        "cpu_ms": _diff(cpu("completions_anthropic"), cpu("messages_anthropic")),
+        "reverse_p50_ms": _diff(
+            _get(paths, "messages_openai", "added_p50_ms"), _get(paths, "completions_openai", "added_p50_ms")
+        ),
+    }
+    one = _get(results, "gateway", "1", "rss") or {}
+    two = _get(results, "gateway", "2", "rss") or {}
+    uss_source = two if two.get("after_load_uss_mib") else one
+    out["memory"] = {
+        "rss_after_load_mib": _worst(one.get("after_load_mib") or []),
+        "rss_idle_mib": _worst(one.get("idle_mib") or []),
+        "rss_peak_mib": _worst(one.get("peak_mib") or []),
+        "pss_after_load_mib": _worst(one.get("after_load_pss_mib") or []),
+        "uss_per_worker_mib": _worst(uss_source.get("after_load_uss_mib") or []),
+        "uss_from": "2-worker gateway, worst worker" if uss_source is two else "1-worker gateway",
+    }
+    return out
