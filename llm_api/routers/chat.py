@@ -18,6 +18,7 @@ from llm_api.errors import GatewayError, InvalidRequest
 from llm_api.routers.direct import DirectRoute
 from llm_api.routers.disconnect import unless_disconnected
 from llm_api.routers.openapi import CLIENT_KEY_SECURITY, request_body
+from llm_api.routers.schemas import SSE_CONTENT
 from llm_api.routers.sse import SSEResponse
 from llm_api.routers.streams import Streamer
 from llm_api.schemas import ChatRequest, ChatResponse, ErrorResponse
@@ -32,6 +33,11 @@ DONE = b"data: [DONE]\n\n"
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 402, 403, 404, 413, 422, 429, 502, 503, 504)
+}
+# The JSON answer's schema comes from `response_model`; with stream=true the answer is SSE.
+_STREAM: dict[str, object] = {
+    "description": "A ChatResponse, or `data:` events ending with `data: [DONE]` when stream=true",
+    "content": SSE_CONTENT,
 }
 
 
@@ -67,7 +73,7 @@ async def sse_events(service: Streamer, call: PreparedCall | RoutedCall) -> Asyn
 @router.post(
     "/v1/chat",
     response_model=ChatResponse,
-    responses=_ERRORS,
+    responses={200: _STREAM, **_ERRORS},
     openapi_extra={
         **request_body(ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")),
         **CLIENT_KEY_SECURITY,
