@@ -4,7 +4,7 @@ FastAPI's request handler solves the dependency tree of every request (per level
 string, the headers and the cookies again and builds a scratch `Response`), then inspects what the
 endpoint returned. Our hot endpoints take only the `Request`, authenticate with an explicit call, read and
 validate the body themselves and return a ready `Response`, so none of that work buys anything. Skipping
-it saved ~0.17 ms of CPU per request, ~7 %, with everything on (docs/performance.md, issue 12).
+it saved ~0.15 ms of CPU per request at c=32, ~7 %, with everything on (docs/performance.md, issue 12).
 
 `DirectRoute` keeps everything else of an `APIRoute`: matching, the exception handlers (FastAPI's
 `request_response` wraps the handler), and the OpenAPI operation, built as before from `summary`,
