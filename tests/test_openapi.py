@@ -82,6 +82,17 @@ def test_the_document_covers_every_endpoint_and_every_ref_resolves(document: dic
         assert document["paths"][path][method]["requestBody"]["required"] is True
 
 
+def test_every_client_endpoint_declares_both_key_schemes(document: dict[str, Any]) -> None:
+    """The endpoints authenticate by hand (no FastAPI `Security` dependency to infer it from): a bearer
+    token or the x-api-key header, either one."""
+    schemes = document["components"]["securitySchemes"]
+    by_kind = {(s["type"], s.get("scheme") or s.get("name")): name for name, s in schemes.items()}
+    bearer, header = by_kind[("http", "bearer")], by_kind[("apiKey", "x-api-key")]
+    assert schemes[header]["in"] == "header"
+    for path, method in ENDPOINTS | {("/v1/usage", "get")}:
+        assert document["paths"][path][method]["security"] == [{bearer: []}, {header: []}], path
+
+
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,

@@ -12,25 +12,32 @@ from starlette.responses import Response
 
 from llm_api.chat_model import ChatResult, EventBatch
 from llm_api.codecs import gateway_chat
-from llm_api.deps import ChatServiceDep, SettingsDep, SpendGuardDep
+from llm_api.deps import chat_service_of, settings_of, spend_guard_of
 from llm_api.error_handlers import gateway_error_response, safe_validation_details
 from llm_api.errors import GatewayError, InvalidRequest
+from llm_api.routers.direct import DirectRoute
 from llm_api.routers.disconnect import unless_disconnected
-from llm_api.routers.openapi import request_body
+from llm_api.routers.openapi import CLIENT_KEY_SECURITY, request_body
+from llm_api.routers.schemas import SSE_CONTENT
 from llm_api.routers.sse import SSEResponse
 from llm_api.routers.streams import Streamer
 from llm_api.schemas import ChatRequest, ChatResponse, ErrorResponse
-from llm_api.security.auth import ClientDep
+from llm_api.security.auth import require_client
 from llm_api.services.llm import PreparedCall
 from llm_api.services.routed import RoutedCall
 from llm_api.services.spending import MeteredChat
 
-router = APIRouter()
+router = APIRouter(route_class=DirectRoute)
 
 DONE = b"data: [DONE]\n\n"
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 402, 403, 404, 413, 422, 429, 502, 503, 504)
+}
+# The JSON answer's schema comes from `response_model`; with stream=true the answer is SSE.
+_STREAM: dict[str, object] = {
+    "description": "A ChatResponse, or `data:` events ending with `data: [DONE]` when stream=true",
+    "content": SSE_CONTENT,
 }
 
 
@@ -66,21 +73,22 @@ async def sse_events(service: Streamer, call: PreparedCall | RoutedCall) -> Asyn
 @router.post(
     "/v1/chat",
     response_model=ChatResponse,
-    responses=_ERRORS,
-    openapi_extra=request_body(ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")),
+    responses={200: _STREAM, **_ERRORS},
+    openapi_extra={
+        **request_body(ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")),
+        **CLIENT_KEY_SECURITY,
+    },
     summary="Chat with Claude or OpenAI; JSON, or SSE with stream=true",
 )
-async def chat(
-    request: Request,
-    client: ClientDep,
-    service: ChatServiceDep,
-    guard: SpendGuardDep,
-    settings: SettingsDep,
-) -> Response:
+async def chat(request: Request) -> Response:
+    client = await require_client(request)  # before the body is read: a bad key is a 401, never a 422
+    settings, service = settings_of(request), chat_service_of(request)
     chat_request = parse_chat_request(await request.body(), max_messages=settings.max_messages)
     neutral, defaulted = gateway_chat.decode_request(chat_request, default_model=settings.default_model)
     call = service.prepare(neutral, defaulted=defaulted, cache_control=request.headers.get("cache-control"))
-    metered = await MeteredChat.reserve(service, call, guard=guard, client=client, chat=neutral)
+    metered = await MeteredChat.reserve(
+        service, call, guard=spend_guard_of(request), client=client, chat=neutral
+    )
     headers = call.headers()
     if chat_request.stream:
         return SSEResponse(

@@ -16,20 +16,21 @@ from starlette.responses import Response
 
 from llm_api.chat_model import MessageStart
 from llm_api.codecs import openai_chat
-from llm_api.deps import ChatServiceDep, SettingsDep, SpendGuardDep
+from llm_api.deps import chat_service_of, settings_of, spend_guard_of
 from llm_api.error_handlers import OPENAI, gateway_error_response, stream_error_frame
 from llm_api.errors import GatewayError
+from llm_api.routers.direct import DirectRoute
 from llm_api.routers.disconnect import unless_disconnected
-from llm_api.routers.openapi import request_body
+from llm_api.routers.openapi import CLIENT_KEY_SECURITY, request_body
 from llm_api.routers.schemas import OPENAI_ERRORS, json_or_sse
 from llm_api.routers.sse import SSEResponse
 from llm_api.routers.streams import model_of, stream_body
-from llm_api.security.auth import ClientDep
+from llm_api.security.auth import require_client
 from llm_api.services.llm import WireRequest
 from llm_api.services.providers.base import RelayedResponse
 from llm_api.services.spending import MeteredChat
 
-router = APIRouter()
+router = APIRouter(route_class=DirectRoute)
 
 _SCHEMA, _DEFS = openai_chat.request_json_schema()
 
@@ -52,17 +53,13 @@ def stream_error_event(exc: GatewayError) -> bytes:
 @router.post(
     "/v1/chat/completions",
     responses={200: json_or_sse("A chat.completion, or chat.completion.chunk events"), **OPENAI_ERRORS},
-    openapi_extra=request_body(_SCHEMA, defs=_DEFS),
+    openapi_extra={**request_body(_SCHEMA, defs=_DEFS), **CLIENT_KEY_SECURITY},
     summary="OpenAI Chat Completions, for any model (relayed to OpenAI models, translated for others)",
     response_class=Response,
 )
-async def chat_completions(
-    request: Request,
-    client: ClientDep,
-    service: ChatServiceDep,
-    guard: SpendGuardDep,
-    settings: SettingsDep,
-) -> Response:
+async def chat_completions(request: Request) -> Response:
+    client = await require_client(request)  # before the body is read: a bad key is a 401, never a 400
+    settings, service = settings_of(request), chat_service_of(request)
     body = openai_chat.validate_request(await request.body())
     wire = WireRequest(
         wire_format=OPENAI,
@@ -72,7 +69,7 @@ async def chat_completions(
         names=_names(body),
     )
     call = service.prepare_wire(wire, cache_control=request.headers.get("cache-control"))
-    metered = await MeteredChat.reserve(service, call, guard=guard, client=client)
+    metered = await MeteredChat.reserve(service, call, guard=spend_guard_of(request), client=client)
     headers = call.headers()
     created = int(time.time())
     if wire.stream:

@@ -15,21 +15,22 @@ from starlette.responses import Response
 
 from llm_api.chat_model import MessageStart
 from llm_api.codecs import anthropic_messages
-from llm_api.deps import ChatServiceDep, SettingsDep, SpendGuardDep
+from llm_api.deps import chat_service_of, settings_of, spend_guard_of
 from llm_api.error_handlers import ANTHROPIC, gateway_error_response, stream_error_frame
 from llm_api.errors import GatewayError
+from llm_api.routers.direct import DirectRoute
 from llm_api.routers.disconnect import unless_disconnected
-from llm_api.routers.openapi import request_body
+from llm_api.routers.openapi import CLIENT_KEY_SECURITY, request_body
 from llm_api.routers.schemas import ANTHROPIC_ERRORS, json_or_sse
 from llm_api.routers.sse import SSEResponse
 from llm_api.routers.streams import model_of, stream_body
-from llm_api.security.auth import ClientDep
+from llm_api.security.auth import require_client
 from llm_api.security.managed_keys import authorize_model
 from llm_api.services.llm import WireRequest
 from llm_api.services.providers.base import RelayedResponse
 from llm_api.services.spending import MeteredChat
 
-router = APIRouter()
+router = APIRouter(route_class=DirectRoute)
 
 _SCHEMA, _DEFS = anthropic_messages.request_json_schema()
 _COUNT_SCHEMA, _COUNT_DEFS = anthropic_messages.request_json_schema(anthropic_messages.CountTokensRequest)
@@ -72,20 +73,16 @@ def stream_error_event(exc: GatewayError) -> bytes:
 @router.post(
     "/v1/messages",
     responses={200: json_or_sse("A message, or the Messages stream's named events"), **ANTHROPIC_ERRORS},
-    openapi_extra=request_body(_SCHEMA, defs=_DEFS),
+    openapi_extra={**request_body(_SCHEMA, defs=_DEFS), **CLIENT_KEY_SECURITY},
     summary="Anthropic Messages, for any model (relayed to Claude models, translated for others)",
     response_class=Response,
 )
-async def messages(
-    request: Request,
-    client: ClientDep,
-    service: ChatServiceDep,
-    guard: SpendGuardDep,
-    settings: SettingsDep,
-) -> Response:
+async def messages(request: Request) -> Response:
+    client = await require_client(request)  # before the body is read: a bad key is a 401, never a 400
+    settings, service = settings_of(request), chat_service_of(request)
     wire = _wire(request, anthropic_messages.validate_request(await request.body()))
     call = service.prepare_wire(wire, cache_control=request.headers.get("cache-control"))
-    metered = await MeteredChat.reserve(service, call, guard=guard, client=client)
+    metered = await MeteredChat.reserve(service, call, guard=spend_guard_of(request), client=client)
     headers = call.headers()
     if wire.stream:
 
@@ -110,13 +107,13 @@ async def messages(
 @router.post(
     "/v1/messages/count_tokens",
     responses={200: {"description": '`{"input_tokens": N}`'}, **ANTHROPIC_ERRORS},
-    openapi_extra=request_body(_COUNT_SCHEMA, defs=_COUNT_DEFS),
+    openapi_extra={**request_body(_COUNT_SCHEMA, defs=_COUNT_DEFS), **CLIENT_KEY_SECURITY},
     summary="Count a Messages request's input tokens (Claude: Anthropic's count; others: an estimate)",
     response_class=Response,
 )
-async def count_tokens(
-    request: Request, client: ClientDep, service: ChatServiceDep, settings: SettingsDep
-) -> Response:
+async def count_tokens(request: Request) -> Response:
+    client = await require_client(request)
+    settings, service = settings_of(request), chat_service_of(request)
     wire = _wire(request, anthropic_messages.validate_count_tokens(await request.body()))
     authorize_model(client, wire.model or settings.default_model)
     count = await unless_disconnected(request, service.count_tokens(wire))

@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from llm_api.routers.openapi import CLIENT_KEY_SECURITY
 from llm_api.routers.schemas import EITHER_ERRORS
 from llm_api.security.auth import ClientKeyDep
 from llm_api.services.models import LISTED_SINCE, LISTED_SINCE_ISO, ListedModel, ModelCatalog
@@ -55,6 +56,7 @@ _LIST_RESPONSE: dict[int | str, dict[str, Any]] = {
     responses={**_LIST_RESPONSE, **EITHER_ERRORS},
     summary="The models this gateway routes",
     response_class=Response,
+    openapi_extra=CLIENT_KEY_SECURITY,
 )
 async def list_models(
     request: Request,
@@ -84,6 +86,7 @@ async def list_models(
     responses={**_LIST_RESPONSE, **EITHER_ERRORS},
     summary="One model this gateway routes",
     response_class=Response,
+    openapi_extra=CLIENT_KEY_SECURITY,
 )
 async def get_model(request: Request, model_id: str, _key_id: ClientKeyDep) -> Response:
     model = _catalog(request).get(model_id)

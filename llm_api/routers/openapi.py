@@ -1,6 +1,8 @@
 """The OpenAPI document: request bodies validated by hand (raw bytes, strict parsing) are described by
 their Pydantic wire models, whose definitions are moved into `components.schemas` so every `$ref` of the
-document resolves (`#/$defs/...` would point at the document's root, where nothing is)."""
+document resolves (`#/$defs/...` would point at the document's root, where nothing is); the routes that
+authenticate by hand declare the client-key security schemes (FastAPI infers them only from `Security`
+dependencies)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,21 @@ from fastapi.openapi.utils import get_openapi
 
 COMPONENTS = "#/components/schemas/"
 _DEFS_KEY = "x-llm-defs"  # carries a body's definitions from the route to the document, then removed
+
+# The client key (`security.auth.presented_key`): a bearer token, or the x-api-key header without one.
+BEARER = "ClientKeyBearer"
+API_KEY = "ClientKeyHeader"
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    BEARER: {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"},
+    API_KEY: {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+        "description": "`x-api-key: <key>` (the anthropic SDK's header), read when there is no bearer",
+    },
+}
+# `openapi_extra` of a route that requires a client key (either scheme).
+CLIENT_KEY_SECURITY: dict[str, Any] = {"security": [{BEARER: []}, {API_KEY: []}]}
 
 
 def _rename_refs(node: Any, names: Mapping[str, str]) -> Any:
@@ -50,7 +67,8 @@ def install_openapi(app: FastAPI) -> None:
         document = get_openapi(
             title=app.title, version=app.version, routes=app.routes, description=app.description
         )
-        components = document.setdefault("components", {}).setdefault("schemas", {})
+        document.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+        components = document["components"].setdefault("schemas", {})
         for operations in document.get("paths", {}).values():
             for operation in operations.values():
                 content = operation.get("requestBody", {}).get("content", {})

@@ -36,14 +36,25 @@ ANTHROPIC_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# One event of a `text/event-stream` answer: OpenAPI 3.1 has an event stream's `schema` describe each event
+# (3.2's `itemSchema`), with the fields of the SSE wire format.
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+SSE_CONTENT: dict[str, Any] = {"text/event-stream": {"schema": SSE_EVENT}}
+
+
 def json_or_sse(description: str) -> dict[str, Any]:
     """A 200 that is a JSON object, or an SSE stream when the request asked for `stream: true`."""
     return {
         "description": description,
-        "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "text/event-stream": {"schema": {"type": "string"}},
-        },
+        "content": {"application/json": {"schema": {"type": "object"}}, **SSE_CONTENT},
     }
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Query, Request
 
 from llm_api.errors import InvalidRequest
+from llm_api.routers.openapi import CLIENT_KEY_SECURITY
 from llm_api.routers.schemas import EITHER_ERRORS
 from llm_api.security.auth import ClientDep
 from llm_api.store.store import Store
@@ -80,6 +81,7 @@ def report_body(totals: list[UsageTotals], group_by: list[GroupBy]) -> dict[str,
     "/v1/usage",
     responses=EITHER_ERRORS,
     summary="The calling key's own usage (requests, errors, tokens, cost)",
+    openapi_extra=CLIENT_KEY_SECURITY,
 )
 async def own_usage(
     request: Request,
