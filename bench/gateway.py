@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.keys import admin_env
-from bench.memory import mib, worker_memory
 from bench.procs import (
     ROOT,
     Proc,
@@ -21,9 +20,11 @@ from bench.procs import (
     free_port,
     http_ok,
     mapped_libraries,
+    mib,
     rss_kib,
     start,
     wait_for,
+    worker_memory,
 )
 from bench.upstream import MODEL_OPENAI, Upstream
 
@@ -146,6 +147,14 @@ class Server:
         pids = self.workers or [self.proc.pid]
         return [value for value in (worker_memory(pid) for pid in pids) if value is not None]
 
+    def memory_mib(self) -> dict[str, object]:
+        """RSS, PSS and USS (MiB) of each worker and of the gunicorn master (which holds the shared pages)."""
+        pids = self.workers or [self.proc.pid]
+        out: dict[str, object] = {"workers": [_mib(worker_memory(pid)) for pid in pids]}
+        if self.workers:
+            out["master"] = _mib(worker_memory(self.proc.pid))
+        return out
+
     def libraries(self) -> dict[str, bool]:
         pid = self.workers[0] if self.workers else self.proc.pid
         return mapped_libraries(pid, ["uvloop", "httptools", "orjson", "grpc"])
@@ -154,6 +163,12 @@ class Server:
         self.proc.stop(timeout=40)
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _mib(memory: dict[str, int] | None) -> dict[str, float] | None:
+    if memory is None:
+        return None
+    return {f"{name}_mib": round(kib / 1024, 1) for name, kib in memory.items()}
 
 
 def start_gateway(name: str, env: dict[str, str], *, workdir: Path) -> Server:
@@ -279,6 +294,7 @@ class RssSampler(threading.Thread):
         super().__init__(daemon=True)
         self.server = server
         self.idle = server.worker_rss_kib()
+        self.idle_memory = server.memory_mib()
         self.peak = list(self.idle)
         self._stop_event = threading.Event()
 
@@ -288,7 +304,7 @@ class RssSampler(threading.Thread):
                 if i < len(self.peak):
                     self.peak[i] = max(self.peak[i], value)
 
-    def finish(self) -> dict[str, list[float]]:
+    def finish(self) -> dict[str, object]:
         self._stop_event.set()
         self.join(timeout=2)
         after = self.server.worker_rss_kib()
@@ -299,4 +315,7 @@ class RssSampler(threading.Thread):
             "after_load_mib": [mib(v) for v in after],
             "after_load_pss_mib": [mib(m["pss"]) for m in memory],
             "after_load_uss_mib": [mib(m["uss"]) for m in memory],
+            # {"workers": [{"rss_mib", "pss_mib", "uss_mib"} per worker], "master": {...}}: USS is what
+            # each worker alone holds (what one more worker costs), PSS its share of the pages it maps.
+            "memory": {"idle": self.idle_memory, "after_load": self.server.memory_mib()},
         }

@@ -60,9 +60,12 @@ class Plan:
     concurrencies: tuple[int, ...] = (32, 256)
     worker_counts: tuple[int, ...] = (1, 2)
     sse_streams: int = 300
-    hold_streams: int = 1000
+    # 5,000 streams of 30 s opened at 250/s: all open at once after 20 s. Opened in one burst, the
+    # Redis rate-limit checks queue behind each other past their timeout (503 rate_limit_unavailable).
+    hold_streams: int = 5000
     hold_chunks: int = 10
-    hold_chunk_delay_s: float = 1.0
+    hold_chunk_delay_s: float = 3.0
+    hold_open_per_s: float = 250.0
     features: tuple[str, ...] = tuple(FEATURE_VARIANTS)
     feature_latency_s: float = 8.0
     feature_throughput_s: float = 8.0
@@ -94,6 +97,7 @@ class Plan:
             hold_streams=50,
             hold_chunks=3,
             hold_chunk_delay_s=0.2,
+            hold_open_per_s=0.0,
             features=(),  # another gateway start: too slow for `make test`
             profile_s=0.0,
             reuse_servers=True,
@@ -311,7 +315,7 @@ class Run:
             emulator = start_emulator(self.workdir / "emulator", config=hold_config)
         server = None
         try:
-            server = self.gateway("gateway-hold-1w", emulator, stream=True)
+            server = self.gateway("gateway-hold-1w", emulator, stream=True, extra_env=streams.HOLD_ENV)
             result = streams.hold_streams(
                 gateway_target(server, model=MODEL_ANTHROPIC, stream=True),
                 streams=plan.hold_streams,
@@ -319,6 +323,7 @@ class Run:
                 health_url=server.url,
                 expect_deltas=plan.hold_chunks,
                 workdir=self.workdir,
+                open_per_s=plan.hold_open_per_s,
             )
             result["chunks"] = plan.hold_chunks
             result["chunk_delay_s"] = plan.hold_chunk_delay_s

@@ -157,13 +157,33 @@ def cpu_seconds(pid: int) -> float | None:
 
 def pss_kib(pid: int) -> int | None:
     """Proportional set size (shared pages split between the processes sharing them), in KiB."""
+    memory = worker_memory(pid)
+    return memory["pss"] if memory else None
+
+
+def worker_memory(pid: int) -> dict[str, int] | None:
+    """RSS, PSS and USS of `pid` in KiB, from /proc/<pid>/smaps_rollup (None once it is gone).
+
+    RSS counts every resident page, shared ones in full; PSS splits each shared page between the processes
+    that map it; USS (Private_Clean + Private_Dirty) is what the process alone holds, i.e. what one more
+    worker costs the host. With `preload_app` the import pages are shared with the master (copy-on-write),
+    so RSS hardly moves while USS drops.
+    """
+    fields: dict[str, int] = {}
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
+            name, _, rest = line.partition(":")
+            if name in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
+                fields[name] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
         return None
-    return None
+    if "Rss" not in fields:
+        return None
+    return {
+        "rss": fields["Rss"],
+        "pss": fields.get("Pss", 0),
+        "uss": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0),
+    }
 
 
 def mapped_libraries(pid: int, names: Sequence[str]) -> dict[str, bool]:
@@ -173,3 +193,7 @@ def mapped_libraries(pid: int, names: Sequence[str]) -> dict[str, bool]:
     except OSError:
         return {name: False for name in names}
     return {name: f"/{name}/" in maps for name in names}
+
+
+def mib(kib: int | float) -> float:
+    return round(kib / 1024, 1)

@@ -12,7 +12,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.load import Target, percentile
-from bench.procs import ROOT, rss_kib
+from bench.procs import ROOT, rss_kib, worker_memory
+
+# The held streams' gateway: a listen backlog that takes 5,000 connections arriving at once (gunicorn's
+# default is 2,048; the kernel caps it at net.core.somaxconn).
+HOLD_ENV = {"GUNICORN_CMD_ARGS": "--backlog 8192"}
 
 
 def _stats(values_ms: list[float]) -> dict[str, float]:
@@ -72,6 +76,7 @@ class _Probe(threading.Thread):
         self._address = (parts.hostname or "127.0.0.1", parts.port)
         self.interval_s = interval_s
         self.samples: list[float] = []
+        self.times: list[float] = []  # wall-clock time (time.time()) of each sample
         self.errors = 0
         self._stop_event = threading.Event()
 
@@ -85,6 +90,7 @@ class _Probe(threading.Thread):
                 response.read()
                 if response.status == 200:
                     self.samples.append((time.perf_counter() - started) * 1000)
+                    self.times.append(time.time())
                 else:
                     self.errors += 1
             except (OSError, http.client.HTTPException):
@@ -109,15 +115,26 @@ def _lag(samples: list[float]) -> dict[str, float]:
 
 
 def hold_streams(
-    target: Target, *, streams: int, worker_pid: int, health_url: str, expect_deltas: int, workdir: Path
+    target: Target,
+    *,
+    streams: int,
+    worker_pid: int,
+    health_url: str,
+    expect_deltas: int,
+    workdir: Path,
+    open_per_s: float = 0.0,
 ) -> dict[str, object]:
-    """Open `streams` concurrent streams from a separate client process; meanwhile sample the worker's
-    RSS and the /healthz latency (event-loop lag seen from outside)."""
+    """Open `streams` concurrent streams from a separate client process (all at once, or `open_per_s`);
+    meanwhile sample the worker's memory and the /healthz latency (event-loop lag seen from outside).
+
+    `healthz_under_load` covers the whole run; `healthz_opening` the samples until the last stream opened,
+    `healthz_held` those after it (every stream open and relaying its chunks)."""
     idle_probe = _Probe(health_url, 0.02)
     idle_probe.start()
     time.sleep(1.0)
     idle_probe.stop()
     idle_rss = rss_kib(worker_pid) or 0
+    idle_memory = worker_memory(worker_pid) or {}
 
     spec = workdir / "hold.json"
     spec.write_text(
@@ -128,6 +145,7 @@ def hold_streams(
                 "headers": target.headers,
                 "streams": streams,
                 "expect_deltas": expect_deltas,
+                "open_per_s": open_per_s,
             }
         )
     )
@@ -140,8 +158,12 @@ def hold_streams(
     probe = _Probe(health_url, 0.05)
     probe.start()
     peak_rss = idle_rss
+    peak_memory = dict(idle_memory)
     while client.poll() is None:
-        peak_rss = max(peak_rss, rss_kib(worker_pid) or 0)
+        rss = rss_kib(worker_pid) or 0
+        if rss > peak_rss:
+            peak_rss = rss
+            peak_memory = worker_memory(worker_pid) or peak_memory
         time.sleep(0.1)
     probe.stop()
     out, err = client.communicate()
@@ -149,15 +171,85 @@ def hold_streams(
         raise RuntimeError(f"stream client failed: {err.decode(errors='replace')[-2000:]}")
     result: dict[str, object] = json.loads(out)
     after_rss = rss_kib(worker_pid) or 0
+    all_open_at = result.get("all_open_at")
+    cut = float(all_open_at) if isinstance(all_open_at, (int, float)) else float("inf")
+    opening = [ms for ms, at in zip(probe.samples, probe.times, strict=True) if at < cut]
+    held = [ms for ms, at in zip(probe.samples, probe.times, strict=True) if at >= cut]
+
+    # Per stream held at the peak: streams that ended before the last one opened are not in the peak.
+    held_at_peak = max(1, int(result.get("max_open_at_once") or streams))  # type: ignore[call-overload]
+
+    def per_stream(key: str) -> float | None:
+        if key not in idle_memory or key not in peak_memory:
+            return None
+        return round((peak_memory[key] - idle_memory[key]) / held_at_peak, 1)
+
     result.update(
         {
             "worker_rss_idle_mib": round(idle_rss / 1024, 1),
             "worker_rss_peak_mib": round(peak_rss / 1024, 1),
             "worker_rss_after_mib": round(after_rss / 1024, 1),
-            "kib_per_stream": round((peak_rss - idle_rss) / max(1, streams), 1),
+            "kib_per_stream": round((peak_rss - idle_rss) / held_at_peak, 1),
+            # RSS/PSS/USS of the worker (KiB) idle and at the RSS peak; USS growth per stream is the
+            # figure that does not depend on what the worker shares with the gunicorn master.
+            "memory": {
+                "idle_kib": idle_memory,
+                "peak_kib": peak_memory,
+                "uss_kib_per_stream": per_stream("uss"),
+            },
             "healthz_idle": _lag(idle_probe.samples),
             "healthz_under_load": _lag(probe.samples),
+            "healthz_opening": _lag(opening),
+            "healthz_held": _lag(held),
             "healthz_errors": probe.errors,
         }
     )
     return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m bench.streams [--streams N] [--open-per-s R]`: only the concurrent-streams step (one
+    worker, everything on, the emulator upstream); prints the result as JSON."""
+    import argparse
+
+    from bench.harness import Plan, Run
+    from bench.otlp_sink import OtlpSink
+    from bench.procs import install_cleanup
+    from bench.targets import gateway_target
+    from bench.upstream import MODEL_ANTHROPIC, start_emulator
+
+    parser = argparse.ArgumentParser(prog="python -m bench.streams", description=main.__doc__)
+    parser.add_argument("--streams", type=int, default=Plan.hold_streams)
+    parser.add_argument("--chunks", type=int, default=Plan.hold_chunks)
+    parser.add_argument("--chunk-delay-s", type=float, default=Plan.hold_chunk_delay_s)
+    parser.add_argument("--open-per-s", type=float, default=Plan.hold_open_per_s, help="0: all at once")
+    args = parser.parse_args(argv)
+    install_cleanup()
+    plan = Plan(smoke=False, use_wrk=False, upstream="emulator", compare=False)
+    run = Run(plan, ROOT / "bench/.work/streams", print)
+    run.sink = OtlpSink().start()
+    emulator = start_emulator(
+        run.workdir / "emulator", config={"chunks": args.chunks, "chunk_delay_s": args.chunk_delay_s}
+    )
+    try:
+        server = run.gateway("gateway-hold-1w", emulator, stream=True, extra_env=HOLD_ENV)
+        try:
+            result = hold_streams(
+                gateway_target(server, model=MODEL_ANTHROPIC, stream=True),
+                streams=args.streams,
+                worker_pid=server.workers[0],
+                health_url=server.url,
+                expect_deltas=args.chunks,
+                workdir=run.workdir,
+                open_per_s=args.open_per_s,
+            )
+        finally:
+            run.release(server)
+    finally:
+        emulator.stop()
+        run.sink.stop()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

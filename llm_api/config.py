@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     llm_connect_timeout_s: float = Field(default=5.0, gt=0)
     # "aiohttp": the direct pooled client (default); "sdk": the official SDK clients (sdk_transport.py).
     llm_http_client: Literal["aiohttp", "sdk"] = "aiohttp"
-    llm_max_connections: int = Field(default=4096, ge=1)
+    llm_max_connections: int = Field(default=8192, ge=1)
     llm_retry_attempts: int = Field(default=4, ge=1, le=10)
     llm_retry_wait_min_s: float = Field(default=1.0, ge=0)
     llm_retry_wait_max_s: float = Field(default=16.0, ge=0)

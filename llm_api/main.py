@@ -48,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Again in the worker: under gunicorn's preload a SIGHUP re-applies its logconfig in the master
+        # (the root handler is dropped) and re-forks the workers without importing the app again.
+        configure_logging(settings.log_level, secrets=known_secrets(settings))
         telemetry = build_telemetry(settings)
         server_telemetry.start(
             tracer_provider=telemetry.tracer_provider,

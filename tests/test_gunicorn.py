@@ -36,7 +36,8 @@ def test_config_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (config["timeout"], config["graceful_timeout"], config["keepalive"]) == (120, 30, 5)
     assert config["forwarded_allow_ips"] == "127.0.0.1,::1"
     assert config["accesslog"] is None and config["errorlog"] == "-"
-    assert config["preload_app"] is False
+    assert config["preload_app"] is True
+    assert callable(config["pre_fork"])  # freezes the master's objects before each fork
 
 
 def test_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,6 +127,49 @@ def test_every_log_line_is_json_and_health_probes_are_quiet(doomed_gateway: Gate
     assert {"gunicorn.error", "uvicorn.error", "llm_api.access"} <= {r["logger"] for r in records}
     assert not [r for r in records if r["logger"] == "uvicorn.access"]
     assert not [r for r in records if "healthz" in json.dumps(r)]
+
+
+def test_the_master_imports_the_app_before_forking(doomed_gateway: Gateway) -> None:
+    # preload_app: the master has the app's extension modules mapped (SQLAlchemy's, which only the store
+    # imports; gunicorn and the worker class do not), i.e. it imported the app, and the workers inherit
+    # those pages instead of importing it again.
+    assert "/sqlalchemy/" in Path(f"/proc/{doomed_gateway.proc.pid}/maps").read_text()
+    # Nothing in the master holds a thread, a socket to a provider or a database file: only the listener.
+    assert len(list(Path(f"/proc/{doomed_gateway.proc.pid}/task").iterdir())) == 1
+    fds = {str(fd.readlink()) for fd in Path(f"/proc/{doomed_gateway.proc.pid}/fd").iterdir()}
+    assert not [fd for fd in fds if fd.endswith(".db")], fds
+    assert sum(fd.startswith("socket:") for fd in fds) == 1, fds
+
+
+def test_sighup_forks_new_workers_that_still_log(doomed_gateway: Gateway) -> None:
+    """With preload a SIGHUP re-forks the workers from the master's code, and gunicorn re-applies its
+    logconfig in the master (dropping the app's root handler): the new workers must still serve and still
+    write the JSON access line."""
+    before = set(
+        wait_until(
+            lambda: len(children_of(doomed_gateway.proc.pid)) == 2 and children_of(doomed_gateway.proc.pid)
+        )
+    )
+    doomed_gateway.proc.send_signal(signal.SIGHUP)
+
+    def new_workers_serving() -> set[int] | None:
+        pids = set(children_of(doomed_gateway.proc.pid))
+        serving = {r["pid"] for r in serving_records(doomed_gateway)} & pids
+        return pids if len(pids) == 2 and not pids & before and serving == pids else None
+
+    after = wait_until(new_workers_serving, timeout=60)
+    with doomed_gateway.client() as client:
+        for _ in range(6):  # reaches both new workers with high probability; one is enough below
+            assert client.get("/v1/models").status_code == 200
+
+    def access_lines_from_new_workers() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in doomed_gateway.log_records()
+            if r.get("logger") == "llm_api.access" and r.get("pid") in after and r.get("path") == "/v1/models"
+        ]
+
+    assert wait_until(access_lines_from_new_workers)
 
 
 def test_sigterm_lets_a_stream_finish_and_refuses_new_connections(

@@ -91,18 +91,31 @@ class SSEResponse(Response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 last_sent = loop.time()
 
-        async def keepalive() -> None:
-            while True:
-                await asyncio.sleep(max(0.0, last_sent + self.ping_interval_s - loop.time()))
-                if loop.time() - last_sent >= self.ping_interval_s:
-                    await write(PING)
-
+        # The keep-alive is a timer, not a task per stream: a task (its frame, its sleep future and timer)
+        # would live as long as the stream, while the timer is one handle, re-armed for the time left
+        # since the last write; a task exists only for the moment a ping is being written.
+        timer: asyncio.TimerHandle | None = None
         pinger: asyncio.Task[None] | None = None
+
+        def keepalive() -> None:
+            nonlocal timer, pinger
+            timer = None
+            left = last_sent + self.ping_interval_s - loop.time()
+            if left > 0:
+                timer = loop.call_later(left, keepalive)
+            elif pinger is None or pinger.done():
+                pinger = loop.create_task(ping())
+
+        async def ping() -> None:
+            if loop.time() - last_sent >= self.ping_interval_s:  # no event was written meanwhile
+                await write(PING)
+            keepalive()
+
         try:
             if not done:
                 await start()
-                pinger = asyncio.create_task(keepalive())
                 await write(PING)
+                keepalive()
             try:
                 chunk = await first
             except StopAsyncIteration:
@@ -116,7 +129,7 @@ class SSEResponse(Response):
                 return
             if not started:
                 await start()
-                pinger = asyncio.create_task(keepalive())
+                keepalive()
             if chunk:
                 await write(chunk)
             try:
@@ -131,6 +144,8 @@ class SSEResponse(Response):
             async with lock:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            if timer is not None:
+                timer.cancel()
             if pinger is not None:
                 pinger.cancel()
             if not first.done():
