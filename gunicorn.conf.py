@@ -63,3 +63,14 @@ def pre_fork(server: Any, worker: Any) -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def when_ready(server: Any) -> None:
+    """Once, in the master, after the app is imported and before the first fork: load what every worker
+    would load in its lifespan (exporter modules, the database driver, the price table), so they share it."""
+    if not preload_app:
+        return
+    from llm_api.config import Settings
+    from llm_api.preload import preload_shared_state
+
+    preload_shared_state(Settings())

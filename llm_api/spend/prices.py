@@ -113,6 +113,12 @@ def _from_package(model: str) -> Price | None:
     )
 
 
+def load_package_table() -> None:
+    """Load genai-prices' table (kept by the package for the process: once in the gunicorn master, the
+    workers share it)."""
+    data_snapshot.get_snapshot().find_provider_model("gpt-4o", None, None, None)
+
+
 class PriceTable:
     """`price_for(model)` from the overrides, then the package; cached per model name."""
 
@@ -124,7 +130,7 @@ class PriceTable:
 
     def preload(self) -> None:
         """Load the package's table now (a second or two of CPU), not during the first request."""
-        data_snapshot.get_snapshot().find_provider_model("gpt-4o", None, None, None)
+        load_package_table()
 
     def price_for(self, model: str) -> Price | None:
         """The model's price, or None when neither source knows it."""

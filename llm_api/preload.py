@@ -1,0 +1,27 @@
+"""What every worker loads anyway, loaded once in the gunicorn master before it forks (`preload_app`).
+
+Pages the master fills before the fork are shared by every worker until one writes to them; what a worker
+loads in its lifespan is its own. The OTLP exporters' modules, the database driver and the price table
+(genai-prices' snapshot, ~10 MiB) were loaded by each worker in its lifespan. Only imports and static
+data here: nothing connects, starts a thread or keeps a file open (the lifespan still opens every client
+after the fork). Called by gunicorn.conf.py's `when_ready`, not by `create_app`, which tests call in-process.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from llm_api.config import Settings
+from llm_api.spend.prices import load_package_table
+from llm_api.store.database import is_sqlite
+
+
+def preload_shared_state(settings: Settings) -> None:
+    if settings.otel_exporter_otlp_endpoint or settings.otel_exporter_otlp_traces_endpoint:
+        grpc = settings.otel_exporter_otlp_protocol == "grpc"
+        kind = "grpc" if grpc else "http"
+        importlib.import_module(f"opentelemetry.exporter.otlp.proto.{kind}.trace_exporter")
+        importlib.import_module(f"opentelemetry.exporter.otlp.proto.{kind}.metric_exporter")
+        importlib.import_module("llm_api.utils.otlp_grpc" if grpc else "llm_api.utils.otlp_http")
+    importlib.import_module("aiosqlite" if is_sqlite(settings.database_url) else "asyncpg")
+    load_package_table()
