@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine=store.engine,
             max_queue=settings.usage_queue_size,
             flush_interval_s=settings.usage_flush_interval_s,
+            batch_size=settings.usage_batch_size,
             retention_days=settings.usage_retention_days,
             on_dropped=telemetry.metrics.record_usage_rows_dropped,
         )
