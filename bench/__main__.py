@@ -23,7 +23,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", action="store_true", help="also measure the LiteLLM proxy")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="only re-write the .md next to this results .json (after editing bench/blockers.json)",
+    )
     args = parser.parse_args(argv)
+    if args.report is not None:
+        results = json.loads(args.report.read_text())
+        results["targets"] = report.targets(results)
+        args.report.write_text(json.dumps(results, indent=2) + "\n")
+        args.report.with_suffix(".md").write_text(report.markdown(results))
+        return 0
 
     install_cleanup()
     upstream = "nginx" if nginx_binary() else "emulator"

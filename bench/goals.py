@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.data import dig, is_number
+
 BLOCKERS = Path(__file__).with_name("blockers.json")
 # The paths the headline rows take ("/v1/chat and /v1/chat/completions same-vendor"): a row's figure is the
 # worst of them, each is named in the note. /v1/messages → claude (same vendor too) is in the note only.
@@ -26,29 +28,17 @@ CPU_GOAL_MS = 0.75
 STREAMS_GOAL = 5000
 
 
-def _get(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
-
-
-def _num(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _worst(values: list[Any]) -> float | None:
-    numbers = [v for v in values if _num(v)]
+    numbers = [v for v in values if is_number(v)]
     return max(numbers) if numbers else None
 
 
 def _diff(a: Any, b: Any) -> float | None:
-    return round(a - b, 3) if _num(a) and _num(b) else None
+    return round(a - b, 3) if is_number(a) and is_number(b) else None
 
 
 def _at_most(value: Any, limit: float) -> bool | None:
-    return None if not _num(value) else value <= limit
+    return None if not is_number(value) else value <= limit
 
 
 def blockers() -> dict[str, str]:
@@ -61,11 +51,11 @@ def blockers() -> dict[str, str]:
 
 
 def _per_path(paths: dict[str, Any], figure: str, ids: tuple[str, ...] = NOTED) -> str:
-    return ", ".join(f"{LABELS[i]} {_fmt(_get(paths, i, figure))}" for i in ids)
+    return ", ".join(f"{LABELS[i]} {_fmt(dig(paths, i, figure))}" for i in ids)
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.2f}" if _num(value) else "n/a"
+    return f"{value:.2f}" if is_number(value) else "n/a"
 
 
 def rows(results: dict[str, Any], report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -90,7 +80,7 @@ def rows(results: dict[str, Any], report: dict[str, Any]) -> list[dict[str, Any]
         )
 
     for pct, limit in (("p50", 1.0), ("p99", 3.0)):
-        worst = _worst([_get(paths, i, f"added_{pct}_ms") for i in HEADLINE])
+        worst = _worst([dig(paths, i, f"added_{pct}_ms") for i in HEADLINE])
         row(
             f"added_{pct}",
             f"added latency {pct} (c=1)",
@@ -107,7 +97,7 @@ def rows(results: dict[str, Any], report: dict[str, Any]) -> list[dict[str, Any]
         versus.get("litellm_cpu_ms"),
     )
     if ours_cpu is None:  # no LiteLLM in this run (`make bench`): the CPU half of the row still holds
-        ours_cpu = _get(results, "paths", "completions_openai", f"c{c}", "server_cpu_ms_per_request")
+        ours_cpu = dig(results, "paths", "completions_openai", f"c{c}", "server_cpu_ms_per_request")
     cpu_ok = _at_most(ours_cpu, CPU_GOAL_MS)
     met = None if ratio is None else (ratio >= 10 and bool(cpu_ok))
     if cpu_ok is False:
@@ -133,7 +123,7 @@ def rows(results: dict[str, Any], report: dict[str, Any]) -> list[dict[str, Any]
         ("added_ttfb", "added time to first streamed byte (p50)", "added_ttfb_p50_ms", 1.0),
         ("added_stream", "added time over a 50-chunk stream (p50)", "added_stream_total_p50_ms", 1.5),
     ):
-        worst = _worst([_get(paths, i, figure) for i in HEADLINE])
+        worst = _worst([dig(paths, i, figure) for i in HEADLINE])
         row(
             row_id,
             name,
@@ -178,16 +168,16 @@ def rows(results: dict[str, Any], report: dict[str, Any]) -> list[dict[str, Any]
     # `kib_per_stream`, `healthz_p99_ms` (or the older `healthz_under_load.p99_ms`).
     conc = results.get("concurrency") or {}
     opened = conc.get("streams")
-    count = conc.get("completed", _get(conc, "streams", "count"))
+    count = conc.get("completed", dig(conc, "streams", "count"))
     errors = conc.get("errors")
     if isinstance(opened, dict):
         opened = opened.get("opened", opened.get("requested", opened.get("count")))
     kib = conc.get("kib_per_stream")
     # "While they run": once every stream is open and relaying (the opening burst is shown beside it).
-    p99 = conc.get("healthz_p99_ms", _get(conc, "healthz_held", "p99_ms"))
+    p99 = conc.get("healthz_p99_ms", dig(conc, "healthz_held", "p99_ms"))
     if p99 is None:
-        p99 = _get(conc, "healthz_under_load", "p99_ms")
-    opening_p99 = _get(conc, "healthz_opening", "p99_ms")
+        p99 = dig(conc, "healthz_under_load", "p99_ms")
+    opening_p99 = dig(conc, "healthz_opening", "p99_ms")
     ok = (
         None
         if count is None
@@ -218,38 +208,40 @@ def derived(results: dict[str, Any], paths: dict[str, Any], c: int) -> dict[str,
     out: dict[str, Any] = {"concurrency": c}
     versus = results.get("versus_litellm") or {}
     if versus:
-        ours, lite = _get(versus, "gateway", f"c{c}") or {}, _get(versus, "litellm", f"c{c}") or {}
+        ours, lite = dig(versus, "gateway", f"c{c}") or {}, dig(versus, "litellm", f"c{c}") or {}
         rps, lite_rps = ours.get("rps"), lite.get("rps")
         out["versus_litellm"] = {
             "route": versus.get("route"),
             "gateway_rps": rps,
             "litellm_rps": lite_rps,
-            "rps_ratio": round(rps / lite_rps, 2) if _num(rps) and _num(lite_rps) and lite_rps else None,
+            "rps_ratio": round(rps / lite_rps, 2)
+            if is_number(rps) and is_number(lite_rps) and lite_rps
+            else None,
             "gateway_cpu_ms": ours.get("server_cpu_ms_per_request"),
             "litellm_cpu_ms": lite.get("server_cpu_ms_per_request"),
             "gateway_added_p50_ms": _diff(
-                _get(versus, "gateway", "c1", "latency_ms", "50"),
-                _get(results, "direct", "c1_openai", "latency_ms", "50"),
+                dig(versus, "gateway", "c1", "latency_ms", "50"),
+                dig(results, "direct", "c1_openai", "latency_ms", "50"),
             ),
             "litellm_added_p50_ms": _diff(
-                _get(versus, "litellm", "c1", "latency_ms", "50"),
-                _get(results, "direct", "c1_openai", "latency_ms", "50"),
+                dig(versus, "litellm", "c1", "latency_ms", "50"),
+                dig(results, "direct", "c1_openai", "latency_ms", "50"),
             ),
         }
 
     def cpu(path_id: str) -> Any:
-        return _get(results, "paths", path_id, f"c{c}", "server_cpu_ms_per_request")
+        return dig(results, "paths", path_id, f"c{c}", "server_cpu_ms_per_request")
 
     # Interleaved c=1 slices of the two paths (bench.paths.TRANSLATED_PAIR) where the run has them: the
     # mean of the slices' p50s; else the two paths' own c=1 loads.
     pair = results.get("translated_c1") or {}
     interleaved = _diff(
-        _get(pair, "completions_anthropic", "latency_ms", "50"),
-        _get(pair, "messages_anthropic", "latency_ms", "50"),
+        dig(pair, "completions_anthropic", "latency_ms", "50"),
+        dig(pair, "messages_anthropic", "latency_ms", "50"),
     )
     separate = _diff(
-        _get(paths, "completions_anthropic", "added_p50_ms"),
-        _get(paths, "messages_anthropic", "added_p50_ms"),
+        dig(paths, "completions_anthropic", "added_p50_ms"),
+        dig(paths, "messages_anthropic", "added_p50_ms"),
     )
     out["translated"] = {
         "added_p50_ms": interleaved if interleaved is not None else separate,
@@ -257,11 +249,11 @@ def derived(results: dict[str, Any], paths: dict[str, Any], c: int) -> dict[str,
         "separate_loads_p50_ms": separate,
         "cpu_ms": _diff(cpu("completions_anthropic"), cpu("messages_anthropic")),
         "reverse_p50_ms": _diff(
-            _get(paths, "messages_openai", "added_p50_ms"), _get(paths, "completions_openai", "added_p50_ms")
+            dig(paths, "messages_openai", "added_p50_ms"), dig(paths, "completions_openai", "added_p50_ms")
         ),
     }
-    one = _get(results, "gateway", "1", "rss") or {}
-    two = _get(results, "gateway", "2", "rss") or {}
+    one = dig(results, "gateway", "1", "rss") or {}
+    two = dig(results, "gateway", "2", "rss") or {}
     uss_source = two if two.get("after_load_uss_mib") else one
     out["memory"] = {
         "rss_after_load_mib": _worst(one.get("after_load_mib") or []),

@@ -5,14 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import goals, report_memory, report_paths
-
-
-def _get(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
+from bench.data import dig
 
 
 def _diff(a: Any, b: Any) -> float | None:
@@ -21,47 +14,47 @@ def _diff(a: Any, b: Any) -> float | None:
 
 def derived(results: dict[str, Any]) -> dict[str, Any]:
     """Added latency (gateway minus direct) for the headline figures."""
-    gw1 = _get(results, "gateway", "1") or {}
+    gw1 = dig(results, "gateway", "1") or {}
     direct = results.get("direct") or {}
     stream = results.get("streaming") or {}
     c = _first_concurrency(results)
     out: dict[str, Any] = {
-        "added_p50_ms": _diff(_get(gw1, "c1", "latency_ms", "50"), _get(direct, "c1", "latency_ms", "50")),
-        "added_p99_ms": _diff(_get(gw1, "c1", "latency_ms", "99"), _get(direct, "c1", "latency_ms", "99")),
+        "added_p50_ms": _diff(dig(gw1, "c1", "latency_ms", "50"), dig(direct, "c1", "latency_ms", "50")),
+        "added_p99_ms": _diff(dig(gw1, "c1", "latency_ms", "99"), dig(direct, "c1", "latency_ms", "99")),
         "added_p50_openai_ms": _diff(
-            _get(gw1, "c1_openai", "latency_ms", "50"), _get(direct, "c1_openai", "latency_ms", "50")
+            dig(gw1, "c1_openai", "latency_ms", "50"), dig(direct, "c1_openai", "latency_ms", "50")
         ),
         "added_ttfb_p50_ms": _diff(
-            _get(stream, "anthropic", "ttfb_ms", "p50"), _get(direct, "sse_anthropic", "ttfb_ms", "p50")
+            dig(stream, "anthropic", "ttfb_ms", "p50"), dig(direct, "sse_anthropic", "ttfb_ms", "p50")
         ),
         "added_stream_total_p50_ms": _diff(
-            _get(stream, "anthropic", "total_ms", "p50"), _get(direct, "sse_anthropic", "total_ms", "p50")
+            dig(stream, "anthropic", "total_ms", "p50"), dig(direct, "sse_anthropic", "total_ms", "p50")
         ),
         "added_ttfb_p50_openai_ms": _diff(
-            _get(stream, "openai", "ttfb_ms", "p50"), _get(direct, "sse_openai", "ttfb_ms", "p50")
+            dig(stream, "openai", "ttfb_ms", "p50"), dig(direct, "sse_openai", "ttfb_ms", "p50")
         ),
         "added_stream_total_p50_openai_ms": _diff(
-            _get(stream, "openai", "total_ms", "p50"), _get(direct, "sse_openai", "total_ms", "p50")
+            dig(stream, "openai", "total_ms", "p50"), dig(direct, "sse_openai", "total_ms", "p50")
         ),
-        "throughput_c_rps": _get(gw1, f"c{c}_openai", "rps") or _get(gw1, f"c{c}", "rps"),
-        "cpu_ms_per_request_c": _get(gw1, f"c{c}_openai", "server_cpu_ms_per_request"),
+        "throughput_c_rps": dig(gw1, f"c{c}_openai", "rps") or dig(gw1, f"c{c}", "rps"),
+        "cpu_ms_per_request_c": dig(gw1, f"c{c}_openai", "server_cpu_ms_per_request"),
     }
     out["paths"] = report_paths.derived(results)
     out["issue12"] = goals.derived(results, out["paths"], c)
     lite = results.get("litellm")
     if lite:
         out["litellm_added_p50_ms"] = _diff(
-            _get(lite, "c1_openai", "latency_ms", "50"), _get(direct, "c1_openai", "latency_ms", "50")
+            dig(lite, "c1_openai", "latency_ms", "50"), dig(direct, "c1_openai", "latency_ms", "50")
         )
-        out["litellm_cpu_ms_per_request_c"] = _get(lite, f"c{c}", "server_cpu_ms_per_request")
+        out["litellm_cpu_ms_per_request_c"] = dig(lite, f"c{c}", "server_cpu_ms_per_request")
         out["litellm_added_ttfb_p50_ms"] = _diff(
-            _get(lite, "sse_openai", "ttfb_ms", "p50"), _get(direct, "sse_openai", "ttfb_ms", "p50")
+            dig(lite, "sse_openai", "ttfb_ms", "p50"), dig(direct, "sse_openai", "ttfb_ms", "p50")
         )
     return out
 
 
 def _first_concurrency(results: dict[str, Any]) -> int:
-    keys = [k for k in (_get(results, "gateway", "1") or {}) if k.startswith("c") and k[1:].isdigit()]
+    keys = [k for k in (dig(results, "gateway", "1") or {}) if k.startswith("c") and k[1:].isdigit()]
     values = sorted(int(k[1:]) for k in keys if k != "c1")
     return values[0] if values else 32
 
@@ -156,7 +149,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append("| --- |" + " --- |" * len(conc))
     for label, node in _throughput_rows(results):
         cells = [
-            f"{_f(_get(node, k, 'rps'), 0)} ({_get(node, k, 'errors')})" if _get(node, k) else "n/a"
+            f"{_f(dig(node, k, 'rps'), 0)} ({dig(node, k, 'errors')})" if dig(node, k) else "n/a"
             for k in conc
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -168,12 +161,12 @@ def markdown(results: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for label, node, base in _stream_rows(results):
-        ttfb, total = _get(node, "ttfb_ms", "p50"), _get(node, "total_ms", "p50")
+        ttfb, total = dig(node, "ttfb_ms", "p50"), dig(node, "total_ms", "p50")
         lines.append(
-            f"| {label} | {_f(_get(node, 'ttfb_ms', 'p50'), 3)} | "
-            f"{_f(_diff(ttfb, _get(base, 'ttfb_ms', 'p50')) if base else None, 3)} | "
-            f"{_f(_get(node, 'total_ms', 'p50'), 3)} | "
-            f"{_f(_diff(total, _get(base, 'total_ms', 'p50')) if base else None, 3)} |"
+            f"| {label} | {_f(dig(node, 'ttfb_ms', 'p50'), 3)} | "
+            f"{_f(_diff(ttfb, dig(base, 'ttfb_ms', 'p50')) if base else None, 3)} | "
+            f"{_f(dig(node, 'total_ms', 'p50'), 3)} | "
+            f"{_f(_diff(total, dig(base, 'total_ms', 'p50')) if base else None, 3)} |"
         )
     lines += report_paths.markdown_lines(results)
     lines += _feature_lines(results) + _concurrency_lines(results)
@@ -190,7 +183,7 @@ _VERDICT = {True: "met", False: "**missed**", None: "n/a"}
 
 
 def _key_kind(results: dict[str, Any]) -> str:
-    key = _get(results, "gateway", "1", "key") or {}
+    key = dig(results, "gateway", "1", "key") or {}
     if key.get("kind") == "managed":
         limits = ", ".join(f"{k}={v}" for k, v in (key.get("limits") or {}).items())
         return f"a managed key ({limits})"
@@ -258,15 +251,15 @@ def _feature_lines(results: dict[str, Any]) -> list[str]:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, node in features.items():
-        p50 = _get(node, "c1", "latency_ms", "50")
-        rps = _get(node, f"c{c}", "rps")
-        base_rps = _get(base, f"c{c}", "rps")
+        p50 = dig(node, "c1", "latency_ms", "50")
+        rps = dig(node, f"c{c}", "rps")
+        base_rps = dig(base, f"c{c}", "rps")
         rel = f"{(rps / base_rps - 1) * 100:+.1f}%" if rps and base_rps else "n/a"
-        cpu = _get(node, f"c{c}", "server_cpu_ms_per_request")
-        base_cpu = _get(base, f"c{c}", "server_cpu_ms_per_request")
+        cpu = dig(node, f"c{c}", "server_cpu_ms_per_request")
+        base_cpu = dig(base, f"c{c}", "server_cpu_ms_per_request")
         lines.append(
-            f"| {name} | {_f(p50, 3)} | {_f(_get(node, 'c1', 'latency_ms', '99'), 3)} | "
-            f"{_f(_diff(p50, _get(base, 'c1', 'latency_ms', '50')), 3)} | {_f(rps, 0)} | {rel} | "
+            f"| {name} | {_f(p50, 3)} | {_f(dig(node, 'c1', 'latency_ms', '99'), 3)} | "
+            f"{_f(_diff(p50, dig(base, 'c1', 'latency_ms', '50')), 3)} | {_f(rps, 0)} | {rel} | "
             f"{_f(cpu, 3)} | {_f(_diff(cpu, base_cpu), 3)} |"
         )
     return lines

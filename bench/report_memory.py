@@ -5,15 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.data import dig
+
 TOP = 8
-
-
-def _get(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
 
 
 def _f(value: Any, digits: int = 2) -> str:
@@ -58,24 +52,24 @@ def _memory_cells(rss: dict[str, Any] | None) -> str:
 def cpu_memory_lines(results: dict[str, Any]) -> list[str]:
     """CPU per request (the worker's utime+stime over each load) and RSS/PSS/USS per worker."""
     c = min(
-        (int(k[1:]) for k in _get(results, "gateway", "1") or {} if k[1:].isdigit() and k != "c1"), default=32
+        (int(k[1:]) for k in dig(results, "gateway", "1") or {} if k[1:].isdigit() and k != "c1"), default=32
     )
     gw = results.get("gateway") or {}
     rows: list[tuple[str, Any, Any, Any]] = []
     for workers, node in gw.items():
         rows.append(
-            (f"gateway {workers}w, /v1/chat → claude", _get(node, "c1"), _get(node, f"c{c}"), node.get("rss"))
+            (f"gateway {workers}w, /v1/chat → claude", dig(node, "c1"), dig(node, f"c{c}"), node.get("rss"))
         )
         if node.get("c1_openai"):
             rows.append(
                 (
                     f"gateway {workers}w, /v1/chat → gpt-4o",
                     node["c1_openai"],
-                    _get(node, f"c{c}_openai"),
+                    dig(node, f"c{c}_openai"),
                     None,
                 )
             )
-    completions = _get(results, "paths", "completions_openai") or {}
+    completions = dig(results, "paths", "completions_openai") or {}
     if completions:
         rows.append(
             (
@@ -91,14 +85,14 @@ def cpu_memory_lines(results: dict[str, Any]) -> list[str]:
         rows.append(
             (
                 "gateway 1w next to LiteLLM (interleaved)",
-                _get(versus, "gateway", "c1"),
-                _get(versus, "gateway", f"c{c}"),
+                dig(versus, "gateway", "c1"),
+                dig(versus, "gateway", f"c{c}"),
                 None,
             )
         )
         rows.append(
-            (f"LiteLLM {lite.get('version')} 1w (interleaved)", _get(versus, "litellm", "c1"),
-             _get(versus, "litellm", f"c{c}"), lite.get("rss"))
+            (f"LiteLLM {lite.get('version')} 1w (interleaved)", dig(versus, "litellm", "c1"),
+             dig(versus, "litellm", f"c{c}"), lite.get("rss"))
         )  # fmt: skip
     lines = [
         "",
@@ -114,8 +108,8 @@ def cpu_memory_lines(results: dict[str, Any]) -> list[str]:
     ]
     for label, c1, cn, rss in rows:
         lines.append(
-            f"| {label} | {_f(_get(c1, 'server_cpu_ms_per_request'), 3)} | "
-            f"{_f(_get(cn, 'server_cpu_ms_per_request'), 3)} | {_f(_get(cn, 'rps'), 0)} | "
+            f"| {label} | {_f(dig(c1, 'server_cpu_ms_per_request'), 3)} | "
+            f"{_f(dig(cn, 'server_cpu_ms_per_request'), 3)} | {_f(dig(cn, 'rps'), 0)} | "
             f"{_memory_cells(rss) if rss else ' | | | | '} |"
         )
     if versus:

@@ -9,34 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.data import dig, is_number
 from bench.targets import API_PATHS, CHAT_ANTHROPIC, ApiPath, reference_for
 
 # "No more than /v1/chat": CPU per request repeats within a few percent between runs, not better.
 NOISE = 0.05
 
 
-def _get(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
-
-
-def _num(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _diff(a: Any, b: Any) -> float | None:
-    return round(a - b, 3) if _num(a) and _num(b) else None
+    return round(a - b, 3) if is_number(a) and is_number(b) else None
 
 
 def _ratio(a: Any, b: Any) -> float | None:
-    return round(a / b, 3) if _num(a) and _num(b) and b else None
+    return round(a / b, 3) if is_number(a) and is_number(b) and b else None
 
 
 def concurrency(results: dict[str, Any]) -> int:
-    keys = [k for k in (_get(results, "gateway", "1") or {}) if k.startswith("c") and k[1:].isdigit()]
+    keys = [k for k in (dig(results, "gateway", "1") or {}) if k.startswith("c") and k[1:].isdigit()]
     values = sorted(int(k[1:]) for k in keys if k != "c1")
     return values[0] if values else 32
 
@@ -44,10 +33,10 @@ def concurrency(results: dict[str, Any]) -> int:
 def json_node(results: dict[str, Any], path: ApiPath) -> dict[str, Any]:
     """`{"c1": …, "c<N>": …}` of `path` from `paths`; /v1/chat's c=1 (and its c=N in a run without the
     paths' rounds) from the gateway matrix."""
-    node = _get(results, "paths", path.id) or {}
+    node = dig(results, "paths", path.id) or {}
     if path.kind != "reference":
         return node
-    gw1 = _get(results, "gateway", "1") or {}
+    gw1 = dig(results, "gateway", "1") or {}
     if path.provider == "anthropic":
         matrix = {k: v for k, v in gw1.items() if k.startswith("c") and k[1:].isdigit()}
     else:
@@ -57,17 +46,17 @@ def json_node(results: dict[str, Any], path: ApiPath) -> dict[str, Any]:
 
 def stream_node(results: dict[str, Any], path: ApiPath) -> dict[str, Any] | None:
     if path.kind == "reference":
-        return _get(results, "streaming", path.provider)  # type: ignore[no-any-return]
-    return _get(results, "paths", path.id, "sse")  # type: ignore[no-any-return]
+        return dig(results, "streaming", path.provider)  # type: ignore[no-any-return]
+    return dig(results, "paths", path.id, "sse")  # type: ignore[no-any-return]
 
 
 def direct_node(results: dict[str, Any], provider: str, *, stream: bool = False) -> dict[str, Any] | None:
     key = f"sse_{provider}" if stream else ("c1" if provider == "anthropic" else "c1_openai")
-    return _get(results, "direct", key)  # type: ignore[no-any-return]
+    return dig(results, "direct", key)  # type: ignore[no-any-return]
 
 
 def _cost(node: dict[str, Any] | None, c: int) -> Any:
-    return _get(node, f"c{c}", "server_cpu_ms_per_request")
+    return dig(node, f"c{c}", "server_cpu_ms_per_request")
 
 
 def derived(results: dict[str, Any]) -> dict[str, Any]:
@@ -83,16 +72,16 @@ def derived(results: dict[str, Any]) -> dict[str, Any]:
             "route": path.route,
             "model": path.model,
             "kind": path.kind,
-            "added_p50_ms": _diff(_get(node, "c1", "latency_ms", "50"), _get(direct, "latency_ms", "50")),
-            "added_p99_ms": _diff(_get(node, "c1", "latency_ms", "99"), _get(direct, "latency_ms", "99")),
+            "added_p50_ms": _diff(dig(node, "c1", "latency_ms", "50"), dig(direct, "latency_ms", "50")),
+            "added_p99_ms": _diff(dig(node, "c1", "latency_ms", "99"), dig(direct, "latency_ms", "99")),
             "cpu_ratio_vs_chat": _ratio(_cost(node, c), _cost(ref, c)),
-            "rps_ratio_vs_chat": _ratio(_get(node, f"c{c}", "rps"), _get(ref, f"c{c}", "rps")),
-            "added_ttfb_p50_ms": _diff(_get(sse, "ttfb_ms", "p50"), _get(direct_sse, "ttfb_ms", "p50")),
+            "rps_ratio_vs_chat": _ratio(dig(node, f"c{c}", "rps"), dig(ref, f"c{c}", "rps")),
+            "added_ttfb_p50_ms": _diff(dig(sse, "ttfb_ms", "p50"), dig(direct_sse, "ttfb_ms", "p50")),
             "added_stream_total_p50_ms": _diff(
-                _get(sse, "total_ms", "p50"), _get(direct_sse, "total_ms", "p50")
+                dig(sse, "total_ms", "p50"), dig(direct_sse, "total_ms", "p50")
             ),
             "stream_total_ratio_vs_chat": _ratio(
-                _get(sse, "total_ms", "p50"), _get(ref_sse, "total_ms", "p50")
+                dig(sse, "total_ms", "p50"), dig(ref_sse, "total_ms", "p50")
             ),
         }
     keys = results.get("keys") or {}
@@ -159,11 +148,11 @@ def _x(value: Any) -> str:
 
 def _json_row(label: str, node: dict[str, Any] | None, base: dict[str, Any] | None, ref: Any, c: int) -> str:
     """One c=1 / c=N row: `base` is the direct upstream (added latency), `ref` /v1/chat's node (ratios)."""
-    lat = _get(node, "c1", "latency_ms") or {}
-    blat = _get(base, "latency_ms") or {}
-    rps, cpu = _get(node, f"c{c}", "rps"), _cost(node, c)
+    lat = dig(node, "c1", "latency_ms") or {}
+    blat = dig(base, "latency_ms") or {}
+    rps, cpu = dig(node, f"c{c}", "rps"), _cost(node, c)
     ref_ratio = (
-        (_x(_ratio(rps, _get(ref, f"c{c}", "rps"))), _x(_ratio(cpu, _cost(ref, c)))) if ref else ("", "")
+        (_x(_ratio(rps, dig(ref, f"c{c}", "rps"))), _x(_ratio(cpu, _cost(ref, c)))) if ref else ("", "")
     )
     added = _f(_diff(lat.get("50"), blat.get("50"))), _f(_diff(lat.get("99"), blat.get("99")))
     return (
@@ -209,13 +198,13 @@ def markdown_lines(results: dict[str, Any]) -> list[str]:
         if not node:
             continue
         direct = direct_node(results, path.provider, stream=True)
-        ttfb, total = _get(node, "ttfb_ms", "p50"), _get(node, "total_ms", "p50")
+        ttfb, total = dig(node, "ttfb_ms", "p50"), dig(node, "total_ms", "p50")
         ref = None if path.kind == "reference" else stream_node(results, reference_for(path))
-        added_ttfb = _f(_diff(ttfb, _get(direct, "ttfb_ms", "p50")))
+        added_ttfb = _f(_diff(ttfb, dig(direct, "ttfb_ms", "p50")))
         lines.append(
             f"| {path.label} | {_f(ttfb)} | {added_ttfb} | {_f(total)} | "
-            f"{_f(_diff(total, _get(direct, 'total_ms', 'p50')))} | "
-            f"{_x(_ratio(total, _get(ref, 'total_ms', 'p50'))) if ref else ''} |"
+            f"{_f(_diff(total, dig(direct, 'total_ms', 'p50')))} | "
+            f"{_x(_ratio(total, dig(ref, 'total_ms', 'p50'))) if ref else ''} |"
         )
     return lines + _keys_lines(results, c) + _router_lines(results, c)
 
