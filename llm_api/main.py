@@ -117,7 +117,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.managed_keys = managed_keys
         app.state.ledger_writer = ledger_writer
-        app.state.key_admin = KeyAdmin(store.keys, notify=managed_keys.changed)
         if settings.admin_api_key is not None:
             app.state.admin_key_digest = hashlib.sha256(
                 settings.admin_api_key.get_secret_value().encode("utf-8")
@@ -130,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A flushed or restarted Redis rebuilds a key's period spend from the ledger.
         spend_guard.set_spend_source(store.ledger.spend_since)
         app.state.spend_guard = spend_guard
+        app.state.key_admin = KeyAdmin(store.keys, notify=managed_keys.changed, spend=spend_guard)
         app.state.key_usage = spend_usage(spend_guard, rate_limiter, fallback=ledger_usage(store.ledger))
         app.state.chat_service = InstrumentedChatService(
             tracer=telemetry.tracer,

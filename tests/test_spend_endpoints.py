@@ -7,6 +7,7 @@ ledger row per request naming the endpoint, the models, the provider, the tokens
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -16,6 +17,7 @@ import anthropic
 import httpx
 import openai
 import pytest
+import redis
 
 from llm_api.store.store import Store
 from tests.support import Emulator, Gateway, gateway_env, run_gateway, wait_until
@@ -247,3 +249,23 @@ def test_a_cancelled_relayed_stream_is_billed_by_estimate(
     with gateway.client(key=ADMIN_KEY) as admin:
         usage = admin.get(f"/admin/keys/{created['id']}").json()["usage"]
     assert Decimal(str(usage["period_spend_usd"])) == row["cost_usd"]  # nothing left held
+
+
+def test_a_new_keys_budget_starts_at_zero_without_a_rebuild(gateway: Gateway, emu: Emulator) -> None:
+    # A key created a moment ago has spent nothing: its period's spend is marked known in Redis at once,
+    # so a burst of its first requests never waits for a rebuild from the ledger.
+    created = create_key(gateway, budget_usd=1, budget_period="day")
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    budget = f"{{spend-endpoints-{RUN}:spend:{created['id']}}}:b:d{today}"
+    client = redis.Redis.from_url(SHARED_REDIS, decode_responses=True)
+    try:
+        assert client.hgetall(budget) == {"spent": "0", "ok": "1"}
+        assert client.ttl(budget) > 0  # it ends with its period (plus the settling margin)
+        answer = openai_client(gateway, created["key"]).chat.completions.create(
+            model="gpt-4o-mini", messages=[USER], max_tokens=20
+        )
+        assert answer.choices[0].message.content
+        spent = wait_until(lambda: int(client.hget(budget, "spent") or 0) or None, timeout=5)
+        assert spent > 0  # the request was charged to the same counter
+    finally:
+        client.close()

@@ -85,15 +85,22 @@ def _not_found(key_id: str, *, live: bool = False) -> NotFound:
 class KeyAdmin:
     """Create, read, change, revoke and rotate managed keys; `notify(key_id)` after every change."""
 
-    def __init__(self, repository: KeyRepository, *, notify: Notify | None = None) -> None:
+    def __init__(
+        self, repository: KeyRepository, *, notify: Notify | None = None, spend: SpendGuard | None = None
+    ) -> None:
         self._repository = repository
         self._notify = notify or _nobody
+        self._spend = spend
 
     async def create(self, spec: KeyCreate) -> IssuedKey:
         fields = spec.changes()
         name = fields.pop("name")
         issued = await self._repository.create(name=name, **fields)
         await self._notify(issued.key.id)  # a secret cached as unknown must start working at once
+        if self._spend is not None:
+            key = issued.key
+            limits = spend_limits(ClientKey(id=key.id, managed=key), self._spend.default_limits)
+            await self._spend.start_at_zero(key.id, limits)
         return issued
 
     async def list(self) -> Sequence[KeyRecord]:

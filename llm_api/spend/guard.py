@@ -287,6 +287,24 @@ class SpendGuard:
                 "the limit check did not finish in time; try again shortly", headers={"Retry-After": "1"}
             ) from None
 
+    async def start_at_zero(self, key_id: str, limits: KeyLimits) -> None:
+        """A key created a moment ago has spent nothing: its period's spend is known (zero) without the
+        ledger, so its first budgeted requests need no rebuild. (A burst of a new key's first requests on a
+        busy worker waited for that rebuild's database read past its bound: 503 budget_unavailable.)
+        Best effort: if Redis does not answer, the first request rebuilds as after a flush."""
+        if self._client is None or not limits.budgeted:
+            return
+        period = period_window(limits.budget_period)
+        budget_key = self._keys(key_id, period.ident)[3]
+        ttl = period.ttl_s(datetime.now(UTC)) or -1
+        try:
+            await self._bounded(lambda: self._rebuild(keys=[budget_key], args=[0, ttl]))
+        except Exception as exc:  # the rebuild on first use still covers it
+            log.info(
+                "new key's budget not marked in Redis; its first request rebuilds it",
+                extra={"key_id": key_id, "exception_type": type(exc).__name__},
+            )
+
     # ------------------------------------------------------------------ rebuild after a flush
 
     async def _rebuild_period(self, key_id: str, period: PeriodWindow, budget_key: str) -> bool:
