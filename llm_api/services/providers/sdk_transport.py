@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import aiohttp
 import anthropic
 import httpx2
 import openai
-from anthropic._types import RequestOptions as AnthropicOptions
-from openai._types import RequestOptions as OpenAIOptions
 
+from llm_api.chat_model import EMPTY
 from llm_api.errors import UpstreamConnectionFailed, UpstreamError, UpstreamTimeout, upstream_error_for_status
 from llm_api.services.providers._common import parse_retry_after, unusable_response
 from llm_api.services.providers.openai import KEYLESS
@@ -102,6 +102,10 @@ class _SdkTransport:
 
     provider: str
     sdk: SdkErrors
+    # AsyncAnthropic or AsyncOpenAI: the same `post()` (their RequestOptions are distinct TypedDicts).
+    _client: Any
+    # Options every call passes, as the SDK's own resource methods do.
+    _base_options: Mapping[str, Any] = EMPTY
 
     async def _post(
         self,
@@ -112,7 +116,18 @@ class _SdkTransport:
         *,
         stream: bool,
     ) -> httpx2.Response:
-        raise NotImplementedError
+        options = dict(self._base_options)
+        if headers:
+            options["headers"] = dict(headers)
+        if query:
+            options["params"] = dict(query)
+        response: httpx2.Response = await self._client.post(
+            path, body=body, cast_to=httpx2.Response, options=options, stream=stream
+        )
+        return response
+
+    async def aclose(self) -> None:
+        await self._client.close()
 
     async def _send(
         self,
@@ -159,32 +174,13 @@ class AnthropicSdkTransport(_SdkTransport):
             open_telemetry=False,
         )
 
-    async def _post(
-        self,
-        path: str,
-        body: Mapping[str, Any],
-        headers: Mapping[str, str],
-        query: Mapping[str, str],
-        *,
-        stream: bool,
-    ) -> httpx2.Response:
-        options: AnthropicOptions = {}
-        if headers:
-            options["headers"] = dict(headers)
-        if query:
-            options["params"] = dict(query)
-        return await self._client.post(
-            path, body=body, cast_to=httpx2.Response, options=options, stream=stream
-        )
-
-    async def aclose(self) -> None:
-        await self._client.close()
-
 
 class OpenAISdkTransport(_SdkTransport):
     """`AsyncOpenAI.post`, with the bearer auth `chat.completions.create` asks for."""
 
     sdk = OPENAI_ERRORS
+    # What `chat.completions.create` passes to the client's `post`.
+    _base_options: Mapping[str, Any] = MappingProxyType({"security": {"bearer_auth": True}})
 
     def __init__(self, endpoint: Endpoint, *, max_connections: int) -> None:
         self.provider = endpoint.provider
@@ -195,28 +191,6 @@ class OpenAISdkTransport(_SdkTransport):
             max_retries=0,
             http_client=_http_client(endpoint, openai.DefaultAioHttpClient, max_connections),
         )
-
-    async def _post(
-        self,
-        path: str,
-        body: Mapping[str, Any],
-        headers: Mapping[str, str],
-        query: Mapping[str, str],
-        *,
-        stream: bool,
-    ) -> httpx2.Response:
-        # What `chat.completions.create` passes to the client's `post`.
-        options: OpenAIOptions = {"security": {"bearer_auth": True}}
-        if headers:
-            options["headers"] = dict(headers)
-        if query:
-            options["params"] = dict(query)
-        return await self._client.post(
-            path, body=body, cast_to=httpx2.Response, options=options, stream=stream
-        )
-
-    async def aclose(self) -> None:
-        await self._client.close()
 
 
 def _http_client(
