@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import signal
 import socket
@@ -9,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +55,23 @@ def wait_until(check: Callable[[], T | None], *, timeout: float = 10.0, interval
                 return result
         time.sleep(interval)
     raise TimeoutError(f"condition not met within {timeout}s (last error: {last_error!r})")
+
+
+async def async_wait_until(
+    check: Callable[[], T | Awaitable[T | None] | None], *, timeout: float = 10.0, interval: float = 0.02
+) -> T:
+    """`wait_until` inside an event loop: poll `check` (a function or a coroutine function) without blocking
+    the loop, until it returns something truthy, or raise TimeoutError after `timeout` seconds. Unlike
+    `wait_until`, an exception from `check` ends the wait (these checks read in-process state)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result  # type: ignore[return-value]
+        await asyncio.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout}s")
 
 
 def _http_ok(url: str) -> bool:

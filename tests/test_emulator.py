@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support import Emulator, run_emulator
+from tests.support import Emulator, async_wait_until, run_emulator
 
 USER_MSG: Any = [{"role": "user", "content": "say hello to the test"}]
 
@@ -64,14 +64,14 @@ def records(control: httpx.Client) -> list[dict[str, Any]]:
 
 
 async def wait_for_outcome(control: httpx.Client, outcome: str, timeout: float = 3.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def last_with_outcome() -> dict[str, Any] | None:
         recs = records(control)
-        if recs and recs[-1]["outcome"] == outcome:
-            return recs[-1]
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {outcome!r} outcome recorded: {recs}")
-        await asyncio.sleep(0.02)
+        return recs[-1] if recs and recs[-1]["outcome"] == outcome else None
+
+    try:
+        return await async_wait_until(last_with_outcome, timeout=timeout)
+    except TimeoutError:
+        pytest.fail(f"no {outcome!r} outcome recorded: {records(control)}")
 
 
 # -- Anthropic ---------------------------------------------------------------------------

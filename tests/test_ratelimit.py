@@ -3,7 +3,6 @@ a slow Redis never stalls the event loop; the auth-failure limit per client addr
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import threading
@@ -33,6 +32,7 @@ from tests.support import (
     OTHER_CLIENT_KEY,
     Emulator,
     Gateway,
+    async_wait_until,
     free_port,
     gateway_env,
     run_gateway,
@@ -454,12 +454,7 @@ async def test_slow_redis_beyond_the_timeout_degrades_promptly() -> None:
             assert time.monotonic() - started < 1.0
             assert limiter.degraded
             proxy.delay_s = 0.0
-            await asyncio.wait_for(_until_recovered(limiter), timeout=10)
+            await async_wait_until(lambda: not limiter.degraded, timeout=10)
         finally:
             await limiter.aclose()
             proxy.close()
-
-
-async def _until_recovered(limiter: RateLimiter) -> None:
-    while limiter.degraded:
-        await asyncio.sleep(0.05)

@@ -15,7 +15,7 @@ from llm_api.security.limit_rules import parse_limit
 from llm_api.security.ratelimit import RateLimiter, worker_share
 from llm_api.security.windows import RedisSlidingWindow
 from tests.load import fire
-from tests.support import CLIENT_KEY, Emulator, free_port, gateway_env, run_gateway
+from tests.support import CLIENT_KEY, Emulator, async_wait_until, free_port, gateway_env, run_gateway
 from tests.test_ratelimit import SHARED_REDIS, own_redis
 
 BODY = {"messages": [{"role": "user", "content": "hello"}]}
@@ -83,18 +83,13 @@ async def test_outage_fallback_allows_each_worker_its_share_and_carries_the_coun
             assert await admitted(6) == 2
             assert limiter.degraded
         with own_redis(port):
-            await asyncio.wait_for(_until_recovered(limiter), timeout=10)
+            await async_wait_until(lambda: not limiter.degraded, timeout=10)
             assert await admitted(1) == 1  # Redis is back and counts 4 of 10
         # The next outage continues the in-process count of this window: nothing more.
         assert await admitted(3) == 0
         assert limiter.degraded
     finally:
         await limiter.aclose()
-
-
-async def _until_recovered(limiter: RateLimiter) -> None:
-    while limiter.degraded:
-        await asyncio.sleep(0.02)
 
 
 async def test_a_busy_pool_is_not_an_outage() -> None:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from llm_api.routing.breaker import Breaker, BreakerPolicy, MemoryBreakerStore
 from tests.routing_support import Clock
-from tests.support import ROOT, free_port
+from tests.support import ROOT, async_wait_until, free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POLICY = BreakerPolicy(failures=3, window_s=30, cooldown_s=0.5)
@@ -79,15 +79,6 @@ async def prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
         await redis_client.delete(*keys)
 
 
-async def poll(check: object, *, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError("condition not met")
-
-
 async def test_a_cooldown_opened_by_one_process_is_seen_by_another_and_closed_by_one_probe(
     redis_client: aioredis.Redis, prefix: str
 ) -> None:
@@ -104,7 +95,7 @@ async def test_a_cooldown_opened_by_one_process_is_seen_by_another_and_closed_by
     async def half_open() -> bool:
         return (await breaker.state("claude-a")).state == "half-open"
 
-    await poll(half_open)
+    await async_wait_until(half_open, timeout=5.0)
     probe = await breaker.acquire("claude-a")
     assert probe.admitted and probe.probe
     # Exactly one probe: the other process is refused while ours is out.
@@ -126,7 +117,7 @@ async def test_the_probe_is_claimed_atomically(redis_client: aioredis.Redis, pre
     async def half_open() -> bool:
         return (await breakers[0].state("claude-a")).state == "half-open"
 
-    await poll(half_open)
+    await async_wait_until(half_open, timeout=5.0)
     admissions = await asyncio.gather(*(b.acquire("claude-a") for b in breakers for _ in range(5)))
     assert sum(a.admitted for a in admissions) == 1
     assert [a.probe for a in admissions if a.admitted] == [True]

@@ -23,7 +23,7 @@ from llm_api.store.periods import period_start
 from llm_api.store.store import Store
 from llm_api.store.tables import metadata
 from tests.pg import postgres_database
-from tests.support import ROOT
+from tests.support import ROOT, async_wait_until
 
 UTC = dt.UTC
 
@@ -256,19 +256,23 @@ async def test_writer_keeps_rows_through_an_outage_and_drops_only_past_its_bound
         try:
             now = dt.datetime.now(UTC)
             writer.record(_row("key_w", when=now))
-            await _until(lambda: writer.written == 1)
+            await async_wait_until(lambda: writer.written == 1, timeout=5, interval=0.01)
             admin_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
             terminate(name)
             with caplog.at_level("INFO", logger="llm_api.store"):
                 writer.record(_row("key_w", when=now))  # taken into the batch that now fails
-                await _until(lambda: "database write failed" in caplog.text)
+                await async_wait_until(
+                    lambda: "database write failed" in caplog.text, timeout=5, interval=0.01
+                )
                 for _ in range(8):
                     writer.record(_row("key_w", when=now))
                 assert writer.dropped == 3 and sum(dropped) == 3  # 5 queued, 1 in the failing batch
                 assert caplog.text.count("usage ledger queue full") == 1
                 admin_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-                await _until(lambda: writer.written == 7, timeout=15)
-                await _until(lambda: "database writes recovered" in caplog.text)
+                await async_wait_until(lambda: writer.written == 7, timeout=15, interval=0.01)
+                await async_wait_until(
+                    lambda: "database writes recovered" in caplog.text, timeout=5, interval=0.01
+                )
             assert caplog.text.count("database write failed") == 1
             assert await store.ledger.count(key_id="key_w") == 7
         finally:
@@ -288,16 +292,8 @@ async def test_writer_drops_only_the_row_the_database_refuses(database_url: str)
         bad = _row("key_g", when=now, endpoint=None)  # NOT NULL: refused by both databases
         for row in (good[0], bad, good[1], good[2]):
             writer.record(row)
-        await _until(lambda: writer.written == 3 and writer.dropped == 1, timeout=15)
+        await async_wait_until(lambda: writer.written == 3 and writer.dropped == 1, timeout=15, interval=0.01)
         assert await store.ledger.count(key_id="key_g") == 3
     finally:
         await writer.aclose()
         await store.aclose()
-
-
-async def _until(check: object, *, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():  # type: ignore[operator]
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.01)
