@@ -142,11 +142,6 @@ class Server:
         pids = self.workers or [self.proc.pid]
         return sum(value for value in (cpu_seconds(pid) for pid in pids) if value is not None)
 
-    def worker_memory(self) -> list[dict[str, int]]:
-        """RSS, PSS and USS (KiB) of each worker (or the single server process)."""
-        pids = self.workers or [self.proc.pid]
-        return [value for value in (worker_memory(pid) for pid in pids) if value is not None]
-
     def memory_mib(self) -> dict[str, object]:
         """RSS, PSS and USS (MiB) of each worker and of the gunicorn master (which holds the shared pages)."""
         pids = self.workers or [self.proc.pid]
@@ -308,14 +303,15 @@ class RssSampler(threading.Thread):
         self._stop_event.set()
         self.join(timeout=2)
         after = self.server.worker_rss_kib()
-        memory = self.server.worker_memory()
+        after_memory = self.server.memory_mib()
+        workers = [m for m in after_memory["workers"] if m is not None]  # type: ignore[attr-defined]
         return {
             "idle_mib": [mib(v) for v in self.idle],
             "peak_mib": [mib(v) for v in self.peak],
             "after_load_mib": [mib(v) for v in after],
-            "after_load_pss_mib": [mib(m["pss"]) for m in memory],
-            "after_load_uss_mib": [mib(m["uss"]) for m in memory],
+            "after_load_pss_mib": [m["pss_mib"] for m in workers],
+            "after_load_uss_mib": [m["uss_mib"] for m in workers],
             # {"workers": [{"rss_mib", "pss_mib", "uss_mib"} per worker], "master": {...}}: USS is what
             # each worker alone holds (what one more worker costs), PSS its share of the pages it maps.
-            "memory": {"idle": self.idle_memory, "after_load": self.server.memory_mib()},
+            "memory": {"idle": self.idle_memory, "after_load": after_memory},
         }
