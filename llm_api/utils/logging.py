@@ -111,8 +111,9 @@ class RedactionFilter(logging.Filter):
 def configure_logging(level: str, *, secrets: Iterable[str] = ()) -> None:
     """Send every logger to stdout as JSON at `level`, through the redaction filter (idempotent).
 
-    Called in the app factory, i.e. in each gunicorn worker after gunicorn and uvicorn set up their own
-    handlers, which get the same filter.
+    Called in the app factory (in the gunicorn master, with preload_app) and again in each worker's
+    lifespan: a SIGHUP makes the master re-apply gunicorn's logging config, which drops this handler, and
+    the re-forked workers do not import the app again. gunicorn's and uvicorn's handlers get the same filter.
     """
     redaction = RedactionFilter(secrets)
     handler = logging.StreamHandler(sys.stdout)
