@@ -14,14 +14,11 @@ import importlib
 from llm_api.config import Settings
 from llm_api.spend.prices import load_package_table
 from llm_api.store.database import is_sqlite
+from llm_api.utils.tracing import exporter_classes
 
 
 def preload_shared_state(settings: Settings) -> None:
     if settings.otel_exporter_otlp_endpoint or settings.otel_exporter_otlp_traces_endpoint:
-        grpc = settings.otel_exporter_otlp_protocol == "grpc"
-        kind = "grpc" if grpc else "http"
-        importlib.import_module(f"opentelemetry.exporter.otlp.proto.{kind}.trace_exporter")
-        importlib.import_module(f"opentelemetry.exporter.otlp.proto.{kind}.metric_exporter")
-        importlib.import_module("llm_api.utils.otlp_grpc" if grpc else "llm_api.utils.otlp_http")
+        exporter_classes(settings)
     importlib.import_module("aiosqlite" if is_sqlite(settings.database_url) else "asyncpg")
     load_package_table()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry import metrics, trace
@@ -75,26 +76,21 @@ def signal_endpoint(settings: Settings, signal: str) -> str | None:
     return base
 
 
-def _span_exporter(settings: Settings, endpoint: str) -> SpanExporter:
-    # Imported here so only the protocol in use is loaded. Headers, timeout, compression and TLS
-    # files are read by the exporter from the standard OTEL_EXPORTER_OTLP_* variables.
-    if settings.otel_exporter_otlp_protocol == "grpc":
-        from llm_api.utils.otlp_grpc import GrpcSpanExporter
-
-        return GrpcSpanExporter(endpoint=endpoint)
-    from llm_api.utils.otlp_http import HttpSpanExporter
-
-    return HttpSpanExporter(endpoint=endpoint)
-
-
-def _metric_exporter(settings: Settings, endpoint: str) -> MetricExporter:
+def exporter_classes(settings: Settings) -> tuple[Callable[..., SpanExporter], Callable[..., MetricExporter]]:
+    """The span and metric exporters of the configured protocol. Imported here, so only the protocol in
+    use is loaded (llm_api.preload calls this in the gunicorn master). Headers, timeout, compression and
+    TLS files are read by the exporters from the standard OTEL_EXPORTER_OTLP_* variables."""
     if settings.otel_exporter_otlp_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
 
-        return GrpcMetrics(endpoint=endpoint)
+        from llm_api.utils.otlp_grpc import GrpcSpanExporter
+
+        return GrpcSpanExporter, GrpcMetrics
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetrics
 
-    return HttpMetrics(endpoint=endpoint)
+    from llm_api.utils.otlp_http import HttpSpanExporter
+
+    return HttpSpanExporter, HttpMetrics
 
 
 def _env_int(name: str, default: int) -> int:
@@ -116,7 +112,7 @@ def build_telemetry(settings: Settings) -> Telemetry:
         sdk_tracer_provider = SdkTracerProvider(resource=resource, shutdown_on_exit=False)
         sdk_tracer_provider.add_span_processor(
             BatchSpanProcessor(
-                _span_exporter(settings, traces_endpoint),
+                exporter_classes(settings)[0](endpoint=traces_endpoint),
                 # Encoding a batch holds the GIL and stalls the event loop: the SDK's 512-span batches
                 # put 60-170 ms pauses at the p99 (bench); 64-span batches keep them near 10 ms. The
                 # standard OTEL_BSP_* variables still win when set.
@@ -130,7 +126,7 @@ def build_telemetry(settings: Settings) -> Telemetry:
     if metrics_endpoint is None:
         meter_provider = metrics.NoOpMeterProvider()
     else:
-        reader = PeriodicExportingMetricReader(_metric_exporter(settings, metrics_endpoint))
+        reader = PeriodicExportingMetricReader(exporter_classes(settings)[1](endpoint=metrics_endpoint))
         meter_provider = SdkMeterProvider(metric_readers=[reader], resource=resource, shutdown_on_exit=False)
 
     if traces_endpoint or metrics_endpoint:
