@@ -98,16 +98,21 @@ class SSEResponse(Response):
         pinger: asyncio.Task[None] | None = None
 
         def keepalive() -> None:
+            # Called at the start and then only by the timer or at the end of a ping, so no other ping is
+            # pending. The ping is due when `loop.time() >= last_sent + interval`, the same sum on both
+            # sides: `now - last_sent >= interval` can disagree with it by one rounding, and on uvloop's
+            # millisecond clock that boundary is hit often (the ping then skipped its write and the
+            # keep-alive stopped).
             nonlocal timer, pinger
             timer = None
-            left = last_sent + self.ping_interval_s - loop.time()
-            if left > 0:
-                timer = loop.call_later(left, keepalive)
-            elif pinger is None or pinger.done():
+            due, now = last_sent + self.ping_interval_s, loop.time()
+            if now < due:
+                timer = loop.call_later(due - now, keepalive)
+            else:
                 pinger = loop.create_task(ping())
 
         async def ping() -> None:
-            if loop.time() - last_sent >= self.ping_interval_s:  # no event was written meanwhile
+            if loop.time() >= last_sent + self.ping_interval_s:  # no event was written meanwhile
                 await write(PING)
             keepalive()
 
