@@ -74,3 +74,9 @@ def when_ready(server: Any) -> None:
     from llm_api.preload import preload_shared_state
 
     preload_shared_state(Settings())
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In the new worker: hand it the master's signal queue as the fork copied it, so a SIGTERM that
+    arrived before the worker reset its handlers is not lost (llm_api.worker.GatewayWorker.init_signals)."""
+    worker.inherited_signals = server.SIG_QUEUE

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import queue
+import signal
 from typing import Any, ClassVar
 
 from uvicorn_worker import UvicornWorker
@@ -39,9 +41,27 @@ class GatewayWorker(UvicornWorker):  # type: ignore[misc]  # untyped base class
     # uvicorn's own access log is off: the app writes one JSON access line per request.
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "uvloop", "http": "httptools", "access_log": False}
 
+    # The master's signal queue as this child inherited it (set by gunicorn.conf.py's post_fork).
+    inherited_signals: queue.SimpleQueue[int] | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.config.timeout_graceful_shutdown = graceful_period_s(self.cfg.graceful_timeout)
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        # A signal that reached this process between the fork and the reset above went to the master's
+        # handler, inherited with the fork, which queued it in this child's copy of the master's queue: a
+        # SIGTERM sent while the worker booted was lost, and the worker served on until gunicorn's graceful
+        # timeout killed it (30 s). Deliver it again, now that it ends the worker as it should.
+        pending = self.inherited_signals
+        while pending is not None:
+            try:
+                sig = pending.get_nowait()
+            except queue.Empty:
+                break
+            if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+                signal.raise_signal(signal.SIGTERM)
 
     async def _serve(self) -> None:
         # The app is imported by now: hundreds of thousands of long-lived objects (mostly the SDKs' types).
