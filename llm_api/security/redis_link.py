@@ -14,8 +14,10 @@ in-process counters and let 3.6x the limit through (the measured defect). So:
   past which that one call is `RedisBusy` (503 for that request, the shared counters stay in force).
   Only if the ping fails too is it an outage.
 
-The socket timeouts of pooled connections are the hard bound: with a tight socket timeout, a slow loop
-would time out reads of replies that had long arrived.
+The pooled connections have no socket timeout: the link bounds every call (a tight socket timeout would
+time out, on a slow loop, reads of replies that had long arrived; and redis-py's timeout wraps every
+write in a task of its own). A call the link cancels closes its connection (redis-py disconnects on
+cancellation), so no reply is ever read by the wrong caller.
 
 During an outage `call` raises `RedisDown` at once (no waiting on a dead server) while a background probe
 pings every second; the first answer ends the outage.
@@ -66,14 +68,17 @@ def basic_redis_url(storage_uri: str) -> str | None:
     return f"{base}://{rest}" if base else None
 
 
-def blocking_pool(url: str, *, max_connections: int, timeout_s: float) -> Any:
+def blocking_pool(
+    url: str, *, max_connections: int, timeout_s: float, reply_timeout_s: float | None = None
+) -> Any:
     """A pool whose callers wait for a free connection (redis-py's own retries off); `timeout_s` bounds
-    waiting, connecting and each reply."""
+    waiting for a connection and connecting, `reply_timeout_s` each write and reply (None: the caller
+    bounds them, as `RedisLink.call` does)."""
     return BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
         timeout=timeout_s,
-        socket_timeout=timeout_s,
+        socket_timeout=reply_timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
     )
@@ -81,7 +86,7 @@ def blocking_pool(url: str, *, max_connections: int, timeout_s: float) -> Any:
 
 def probe_client(url: str, *, timeout_s: float) -> Any:
     """A separate small client for pings, so a busy pool cannot make Redis look down."""
-    pool = blocking_pool(url, max_connections=4, timeout_s=timeout_s)
+    pool = blocking_pool(url, max_connections=4, timeout_s=timeout_s, reply_timeout_s=timeout_s)
     return Redis(connection_pool=pool)
 
 
@@ -106,9 +111,11 @@ class RedisLink:
         timeout_s: float,
         fail_closed: bool = False,
         probe_interval_s: float = 1.0,
+        hard_deadline: float | None = None,
     ) -> None:
         self._probe_client = probe
         self._timeout_s = timeout_s
+        self._hard_deadline_s = hard_deadline if hard_deadline is not None else hard_deadline_s(timeout_s)
         self._fail_closed = fail_closed
         self._probe_interval_s = probe_interval_s
         self._degraded = False
@@ -126,28 +133,25 @@ class RedisLink:
         """How long a call may run before the link asks whether Redis answers."""
         return 2 * self._timeout_s
 
+    @property
+    def hard_deadline_s(self) -> float:
+        """How much longer a call may run once a ping said Redis answers (then it is RedisBusy)."""
+        return self._hard_deadline_s
+
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run `operation`; RedisDown during an outage, RedisBusy if Redis answers but the call cannot end."""
         if self._degraded:
             raise RedisDown()
-        task = asyncio.ensure_future(operation())
+        # The operation runs in the caller's task, watched by a timer: a task of its own (and the
+        # socket timeouts' wait_for) each cost an event-loop cycle per call on the hot path.
+        task = asyncio.current_task()
+        assert task is not None
+        watch = _Watch(self, task)
         try:
-            done, _ = await asyncio.wait({task}, timeout=self.deadline_s)
-            if not done:
-                if not await self._confirm():
-                    task.cancel()
-                    self._enter_outage(TimeoutError())
-                    raise RedisDown()
-                done, _ = await asyncio.wait({task}, timeout=hard_deadline_s(self._timeout_s))
-                if not done:
-                    task.cancel()
-                    self._note_busy(TimeoutError())
-                    raise RedisBusy()
-            return task.result()
-        except (RedisDown, RedisBusy):
-            raise
+            return await operation()
         except asyncio.CancelledError:
-            task.cancel()
+            if watch.verdict is not None and task.uncancel() <= watch.cancelling:
+                raise watch.verdict() from None
             raise
         except Exception as exc:
             if _is_local_shortage(exc) or _is_timeout(exc):
@@ -160,12 +164,17 @@ class RedisLink:
                 self._enter_outage(exc)
                 raise RedisDown() from exc
             raise
+        finally:
+            watch.stop()
 
-    async def _confirm(self) -> bool:
+    def _confirmation(self) -> asyncio.Future[bool]:
         """One ping shared by every call that is waiting meanwhile."""
         if self._confirming is None or self._confirming.done():
             self._confirming = asyncio.ensure_future(self.ping(deadline_s=2 * self.deadline_s))
-        return await asyncio.shield(self._confirming)
+        return self._confirming
+
+    async def _confirm(self) -> bool:
+        return await asyncio.shield(self._confirmation())
 
     async def ping(self, *, deadline_s: float | None = None) -> bool:
         """Does Redis answer a PING on the probe connection within the deadline?"""
@@ -217,3 +226,48 @@ class RedisLink:
                     extra={"outage_s": round(time.monotonic() - started, 3)},
                 )
                 return
+
+
+class _Watch:
+    """The deadline of one `RedisLink.call`, on timers rather than a task: at `deadline_s` it asks (one
+    shared ping) whether Redis answers. No: the call is cancelled as an outage (RedisDown). Yes: the delay
+    is local and the call goes on, up to `hard_deadline_s` more, then it is cancelled as RedisBusy."""
+
+    def __init__(self, link: RedisLink, task: asyncio.Task[Any]) -> None:
+        self._link = link
+        self._task = task
+        self.cancelling = task.cancelling()
+        self.verdict: type[RedisDown | RedisBusy] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._stopped = False
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(link.deadline_s, self._slow)
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _slow(self) -> None:
+        self._timer = None
+        if not self._stopped:
+            self._link._confirmation().add_done_callback(self._confirmed)
+
+    def _confirmed(self, ping: asyncio.Future[bool]) -> None:
+        if self._stopped:
+            return
+        if ping.cancelled() or ping.exception() is not None or not ping.result():
+            self._link._enter_outage(TimeoutError())
+            self._cancel(RedisDown)
+        else:
+            self._timer = self._loop.call_later(self._link.hard_deadline_s, self._too_long)
+
+    def _too_long(self) -> None:
+        self._timer = None
+        if not self._stopped:
+            self._link._note_busy(TimeoutError())
+            self._cancel(RedisBusy)
+
+    def _cancel(self, verdict: type[RedisDown | RedisBusy]) -> None:
+        self.verdict = verdict
+        self._task.cancel()
