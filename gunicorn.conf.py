@@ -4,9 +4,35 @@ Environment: BIND (default 0.0.0.0:8000), WEB_CONCURRENCY (default 2 x usable co
 FORWARDED_ALLOW_IPS (proxies trusted for X-Forwarded-*; default loopback only), LOG_LEVEL.
 """
 
+import ctypes
+import ctypes.util
 import gc
 import os
 from typing import Any
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """At most `arenas` glibc malloc arenas per process (unless MALLOC_ARENA_MAX says otherwise).
+
+    glibc gives each thread that allocates an arena of its own (up to 8 per core); a worker runs a dozen
+    threads (the span and metric exporters, gRPC's, libuv's resolver pool), and each arena's touched pages
+    are that worker's own memory: ~15 MiB of RSS per worker measured (bench.memory), for no gain here,
+    where the threads allocate little. Set before the master starts any thread; the workers inherit it.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return  # glibc read it at start-up
+    name = ctypes.util.find_library("c")
+    if name is None:  # pragma: no cover - not glibc-like
+        return
+    try:
+        ctypes.CDLL(name).mallopt(M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):  # pragma: no cover - a libc without mallopt (musl)
+        return
+
+
+_limit_malloc_arenas()
 
 
 def _usable_cores() -> int:
