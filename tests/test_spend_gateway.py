@@ -202,3 +202,22 @@ def test_two_instances_share_the_token_limit_exactly(emu: Emulator) -> None:
     total = sum(results, Counter())
     assert total == {200: FITS, 429: 256 - FITS}
     assert len(emu.requests()) == FITS
+
+
+def test_a_request_refused_by_the_rate_limit_holds_no_tokens(emu: Emulator) -> None:
+    """The rate-limit hit travels with the reservation (one Redis round trip): a request the rate limit
+    refuses must leave nothing reserved, and nothing goes upstream."""
+    env = spend_env(emu, RATE_LIMIT="2/minute", TOKEN_LIMIT=f"{WORST * 10}/minute", BUDGET_USD="1")
+    prefix = env["RATE_LIMIT_KEY_PREFIX"]
+    with run_gateway(env) as gateway, gateway.client(CLIENT_KEY) as client:
+        answered = [client.post("/v1/chat", json=BODY) for _ in range(2)]
+        assert [r.status_code for r in answered] == [200, 200]
+        upstream_calls = len(emu.requests())
+        refused = client.post("/v1/chat", json=BODY)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["type"] == "rate_limited"
+        assert refused.headers["X-RateLimit-Remaining"] == "0"
+        assert len(emu.requests()) == upstream_calls
+        used = sum(r.json()["input_tokens"] + r.json()["output_tokens"] for r in answered)
+        settled, held, _ = _counters(prefix, CLIENT_KEY)
+        assert (settled, held) == (used, 0)

@@ -22,7 +22,7 @@ from llm_api.routers.schemas import SSE_CONTENT
 from llm_api.routers.sse import SSEResponse
 from llm_api.routers.streams import Streamer
 from llm_api.schemas import ChatRequest, ChatResponse, ErrorResponse
-from llm_api.security.auth import require_client
+from llm_api.security.auth import authenticate, key_charge
 from llm_api.services.llm import PreparedCall
 from llm_api.services.routed import RoutedCall
 from llm_api.services.spending import MeteredChat
@@ -81,14 +81,18 @@ async def sse_events(service: Streamer, call: PreparedCall | RoutedCall) -> Asyn
     summary="Chat with Claude or OpenAI; JSON, or SSE with stream=true",
 )
 async def chat(request: Request) -> Response:
-    client = await require_client(request)  # before the body is read: a bad key is a 401, never a 422
-    settings, service = settings_of(request), chat_service_of(request)
-    chat_request = parse_chat_request(await request.body(), max_messages=settings.max_messages)
-    neutral, defaulted = gateway_chat.decode_request(chat_request, default_model=settings.default_model)
-    call = service.prepare(neutral, defaulted=defaulted, cache_control=request.headers.get("cache-control"))
-    metered = await MeteredChat.reserve(
-        service, call, guard=spend_guard_of(request), client=client, chat=neutral
-    )
+    client = await authenticate(request)  # before the body is read: a bad key is a 401, never a 422
+    # Its rate limit answers before anything else is checked; the hit goes with the reservation.
+    async with key_charge(request, client).first() as charge:
+        settings, service = settings_of(request), chat_service_of(request)
+        chat_request = parse_chat_request(await request.body(), max_messages=settings.max_messages)
+        neutral, defaulted = gateway_chat.decode_request(chat_request, default_model=settings.default_model)
+        call = service.prepare(
+            neutral, defaulted=defaulted, cache_control=request.headers.get("cache-control")
+        )
+        metered = await MeteredChat.reserve(
+            service, call, guard=spend_guard_of(request), client=client, charge=charge, chat=neutral
+        )
     headers = call.headers()
     if chat_request.stream:
         return SSEResponse(

@@ -24,7 +24,7 @@ from llm_api.routers.openapi import CLIENT_KEY_SECURITY, request_body
 from llm_api.routers.schemas import ANTHROPIC_ERRORS, json_or_sse
 from llm_api.routers.sse import SSEResponse
 from llm_api.routers.streams import model_of, stream_body
-from llm_api.security.auth import require_client
+from llm_api.security.auth import authenticate, key_charge, require_client
 from llm_api.security.managed_keys import authorize_model
 from llm_api.services.llm import WireRequest
 from llm_api.services.providers.base import RelayedResponse
@@ -78,11 +78,15 @@ def stream_error_event(exc: GatewayError) -> bytes:
     response_class=Response,
 )
 async def messages(request: Request) -> Response:
-    client = await require_client(request)  # before the body is read: a bad key is a 401, never a 400
-    settings, service = settings_of(request), chat_service_of(request)
-    wire = _wire(request, anthropic_messages.validate_request(await request.body()))
-    call = service.prepare_wire(wire, cache_control=request.headers.get("cache-control"))
-    metered = await MeteredChat.reserve(service, call, guard=spend_guard_of(request), client=client)
+    client = await authenticate(request)  # before the body is read: a bad key is a 401, never a 400
+    # Its rate limit answers before anything else is checked; the hit goes with the reservation.
+    async with key_charge(request, client).first() as charge:
+        settings, service = settings_of(request), chat_service_of(request)
+        wire = _wire(request, anthropic_messages.validate_request(await request.body()))
+        call = service.prepare_wire(wire, cache_control=request.headers.get("cache-control"))
+        metered = await MeteredChat.reserve(
+            service, call, guard=spend_guard_of(request), client=client, charge=charge
+        )
     headers = call.headers()
     if wire.stream:
 

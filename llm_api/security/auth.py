@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from llm_api.errors import AuthenticationFailed, RateLimited
+from llm_api.security.key_charge import KeyCharge
 from llm_api.security.keys import KeyStore
 from llm_api.security.managed_keys import ClientKey, ManagedKeys, check_usable
 from llm_api.security.ratelimit import RateLimiter
@@ -77,10 +78,10 @@ async def charge_auth_failure(request: Request) -> None:
         raise
 
 
-async def require_client(request: Request) -> ClientKey:
-    """Return the caller's key, or raise 401 (after charging the auth-failure limit)."""
+async def authenticate(request: Request) -> ClientKey:
+    """The caller's key, or 401 (after charging the auth-failure limit); its rate limit is not charged:
+    `key_charge`."""
     state = request.app.state
-    limiter: RateLimiter = state.rate_limiter
     context = request_context()
     if state.unauthenticated:  # development mode (ALLOW_UNAUTHENTICATED): everyone shares one bucket
         client = ClientKey(id=DEV_KEY_ID)
@@ -97,11 +98,23 @@ async def require_client(request: Request) -> ClientKey:
         client = found
     if context is not None:
         context.key_id = client.id
-    try:
-        await limiter.check_key(client.id, rpm_limit=client.rpm_limit)
-    except RateLimited:
+    return client
+
+
+def key_charge(request: Request, client: ClientKey) -> KeyCharge:
+    """The request's hit on `client`'s rate limit, not charged yet."""
+    state = request.app.state
+
+    def refused() -> None:
         state.metrics.record_rate_limit_rejection(scope="key", key_id=client.id)
-        raise
+
+    return KeyCharge(state.rate_limiter, client.id, rpm_limit=client.rpm_limit, on_refused=refused)
+
+
+async def require_client(request: Request) -> ClientKey:
+    """The caller's key, or 401 (after charging the auth-failure limit), or 429 (its rate limit)."""
+    client = await authenticate(request)
+    await key_charge(request, client).run()
     return client
 
 

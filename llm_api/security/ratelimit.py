@@ -19,6 +19,7 @@ import contextlib
 import functools
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItem
@@ -52,6 +53,16 @@ DEFAULT_MAX_CONNECTIONS = 64
 def worker_share(item: RateLimitItem, workers: int) -> RateLimitItem:
     """The same limit with `ceil(amount / workers)`: one worker's part of it during an outage."""
     return type(item)(math.ceil(item.amount / max(1, workers)), item.multiples, item.namespace)
+
+
+@dataclass(frozen=True, slots=True)
+class SharedHit:
+    """A key's hit as one script call (`script` registered on the shared Redis), to send with others."""
+
+    item: RateLimitItem
+    script: Any
+    keys: list[str]
+    args: list[Any]
 
 
 @functools.lru_cache(maxsize=256)
@@ -162,11 +173,42 @@ class RateLimiter:
         """The redis-py client the limiter uses (plain, Sentinel primary or Cluster), or None."""
         return None if self._redis is None else self._redis.bridge.get_connection()  # type: ignore[attr-defined]
 
+    def _key_items(self, key_id: str, rpm_limit: int | None) -> tuple[RateLimitItem, ...]:
+        return per_minute(rpm_limit) if rpm_limit is not None else self._overrides.get(key_id, self._default)
+
     async def check_key(self, key_id: str, *, rpm_limit: int | None = None) -> None:
         """Charge the limit of `key_id` (`rpm_limit`, a managed key's own, replaces RATE_LIMIT); its
         headers go into the request context for every response."""
-        items = per_minute(rpm_limit) if rpm_limit is not None else self._overrides.get(key_id, self._default)
-        state = await self._charge(items, KEY_SCOPE, key_id)
+        self._answer_key(await self._charge(self._key_items(key_id, rpm_limit), KEY_SCOPE, key_id))
+
+    def shared_hit(self, key_id: str, *, rpm_limit: int | None = None) -> SharedHit | None:
+        """The key's hit as one script call to send along with another on the same Redis (a single limit on
+        the shared sliding-window counter, Redis answering); None: charge it with `check_key`."""
+        items = self._key_items(key_id, rpm_limit)
+        shared = self._shared
+        if len(items) != 1 or not isinstance(shared, RedisSlidingWindow) or self.degraded:
+            return None
+        keys, args = shared.command(items[0], KEY_SCOPE, key_id)
+        return SharedHit(item=items[0], script=shared.script, keys=keys, args=args)
+
+    async def finish_shared_hit(self, hit: SharedHit, reply: Any, key_id: str) -> None:
+        """`check_key`'s answer from the reply to a `shared_hit` (headers; RateLimited when spent)."""
+        state = RedisSlidingWindow.state(hit.item, reply)
+        if state.allowed:
+            for share in self._shares_of((hit.item,)):
+                await self._memory.consume(share, KEY_SCOPE, key_id)
+        self._answer_key(state)
+
+    async def shared_hit_lost(self, hit: SharedHit, key_id: str) -> None:
+        """The call that carried `hit` found Redis down: the outage policy, as `check_key` applies it."""
+        if self._fail_closed:
+            raise RateLimitBackendUnavailable(
+                "rate limiting is temporarily unavailable; try again shortly", headers={"Retry-After": "1"}
+            )
+        self._answer_key(await self._hit_all(self._memory, self._shares_of((hit.item,)), KEY_SCOPE, key_id))
+
+    @staticmethod
+    def _answer_key(state: WindowState) -> None:
         headers = state.headers()
         context = request_context()
         if context is not None:
@@ -177,8 +219,7 @@ class RateLimiter:
     async def requests_in_window(self, key_id: str, *, rpm_limit: int | None = None) -> int:
         """Requests `key_id` made in its first limit's current window (for the admin API's usage);
         `rpm_limit` as for `check_key`."""
-        items = per_minute(rpm_limit) if rpm_limit is not None else self._overrides.get(key_id, self._default)
-        item = items[0]
+        item = self._key_items(key_id, rpm_limit)[0]
         if self._stats is not None and self._link is not None:
             stats = self._stats
             return await self._link.call(lambda: stats.used(item, KEY_SCOPE, key_id))

@@ -154,10 +154,22 @@ class RedisSlidingWindow:
             bridge.prefixed_key(self._storage._current_window_key(key)),
         ]
 
+    @property
+    def script(self) -> Any:
+        """The registered script (its `sha`, and a call that loads it on NOSCRIPT)."""
+        return self._script
+
+    def command(self, item: RateLimitItem, *identifiers: str) -> tuple[list[str], list[Any]]:
+        """The script's keys and arguments for one hit (to send along with other commands)."""
+        return self._keys(item, identifiers), [item.amount, item.get_expiry(), 1]
+
     async def hit(self, item: RateLimitItem, *identifiers: str) -> WindowState:
-        reply = await self._script(
-            keys=self._keys(item, identifiers), args=[item.amount, item.get_expiry(), 1]
-        )
+        keys, args = self.command(item, *identifiers)
+        return self.state(item, await self._script(keys=keys, args=args))
+
+    @staticmethod
+    def state(item: RateLimitItem, reply: Any) -> WindowState:
+        """The window after a hit, from the script's reply."""
         acquired, previous_count, previous_ttl, current_count, current_ttl = (int(v or 0) for v in reply)
         return sliding_window_state(
             item,

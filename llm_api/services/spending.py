@@ -27,6 +27,7 @@ import orjson
 
 from llm_api.chat_model import Chat, ChatResult, EventBatch, TextDelta, ThinkingDelta, ToolArgumentsDelta
 from llm_api.errors import UpstreamError
+from llm_api.security.key_charge import KeyCharge
 from llm_api.security.managed_keys import ClientKey, authorize_model, spend_limits
 from llm_api.services.llm import ChatService, PreparedCall
 from llm_api.services.providers.base import Outcome, RawFrames, RelayedResponse, StreamItem
@@ -200,9 +201,11 @@ class MeteredChat:
         guard: SpendGuard,
         client: ClientKey,
         chat: Chat | None = None,
+        charge: KeyCharge | None = None,
     ) -> MeteredChat:
         """403 if the key may not use the model; else hold the call's worst case against the key's limits
-        (429 tokens, 402 budget, 400 unpriced model for a budgeted key): nothing has gone upstream yet."""
+        (429 tokens, 402 budget, 400 unpriced model for a budgeted key): nothing has gone upstream yet.
+        A pending rate-limit `charge` goes with the reservation (`SpendGuard.reserve`)."""
         model = model_of(call)
         authorize_model(client, model)
         estimate = input_estimate(call, chat)
@@ -212,6 +215,7 @@ class MeteredChat:
             model=model,
             input_tokens=estimate,
             max_output_tokens=worst_case_output(guard, call),
+            charge=charge,
         )
         return cls(service, ChatSpend(guard, reservation, estimate))
 

@@ -26,12 +26,19 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from llm_api.chat_model import Usage
-from llm_api.errors import BudgetExceeded, BudgetUnavailable, ModelPriceUnknown, RateLimitBackendUnavailable
+from llm_api.errors import (
+    BudgetExceeded,
+    BudgetUnavailable,
+    ModelPriceUnknown,
+    RateLimitBackendUnavailable,
+    RateLimited,
+)
 from llm_api.security.redis_link import RedisBusy, RedisDown, RedisLink
 from llm_api.spend import scripts
 from llm_api.spend.headers import token_headers, token_refusal
 from llm_api.spend.local import LocalSpend
 from llm_api.spend.periods import PeriodWindow, period_window
+from llm_api.spend.pipelined import can_pipeline, reserve_with_hit
 from llm_api.spend.prices import NANO, PriceTable, cost, to_nano_usd, worst_case_cost
 from llm_api.spend.rebuild import rebuild_period
 from llm_api.spend.types import (
@@ -49,6 +56,7 @@ from llm_api.utils.context import request_context
 
 if TYPE_CHECKING:
     from llm_api.config import Settings
+    from llm_api.security.key_charge import KeyCharge
     from llm_api.security.ratelimit import RateLimiter
 
 log = logging.getLogger("llm_api.spend")
@@ -145,10 +153,34 @@ class SpendGuard:
     # ------------------------------------------------------------------ reserve
 
     async def reserve(
-        self, *, key_id: str, limits: KeyLimits, model: str, input_tokens: int, max_output_tokens: int
+        self,
+        *,
+        key_id: str,
+        limits: KeyLimits,
+        model: str,
+        input_tokens: int,
+        max_output_tokens: int,
+        charge: KeyCharge | None = None,
     ) -> Reservation:
         """Hold the request's worst case, or raise RateLimited (429), BudgetExceeded (402),
-        ModelPriceUnknown (400) or a 503; the token headers go into the request context."""
+        ModelPriceUnknown (400) or a 503; the token headers go into the request context. A pending
+        rate-limit `charge` of the key is charged first, in the reservation's round trip where it can be."""
+        try:
+            return await self._reserve_charged(key_id, limits, model, input_tokens, max_output_tokens, charge)
+        except Exception:
+            if charge is not None:
+                await charge.run()  # refused before Redis: the rate limit still answers first
+            raise
+
+    async def _reserve_charged(
+        self,
+        key_id: str,
+        limits: KeyLimits,
+        model: str,
+        input_tokens: int,
+        max_output_tokens: int,
+        charge: KeyCharge | None,
+    ) -> Reservation:
         price = self.prices.price_for(model)
         if limits.budgeted and price is None:
             raise ModelPriceUnknown(
@@ -176,14 +208,21 @@ class SpendGuard:
             shared=self._client is not None,
         )
         if not limits.tokens and period is None:
+            if charge is not None:
+                await charge.run()
             return reservation  # nothing to hold: settle only counts
+        hit = charge.take_shared() if charge is not None and can_pipeline(self._client) else None
+        if charge is not None and hit is None:
+            await charge.run()
         if self._client is None:
             await self._seed_local(key_id, period)
             result = self._reserve_locally(reservation, nano, limits.tokens, period)
         else:
             try:
-                result = await self._reserve_shared(reservation, nano, period)
+                result = await self._reserve_shared(reservation, nano, period, charge if hit else None)
             except RedisDown:
+                if charge is not None:
+                    await charge.lost()  # the rate limit's outage policy answers first
                 if period is not None:
                     raise BudgetUnavailable(
                         "budgets are temporarily unavailable; try again shortly", headers={"Retry-After": "1"}
@@ -202,8 +241,9 @@ class SpendGuard:
         return reservation
 
     async def _reserve_shared(
-        self, reservation: Reservation, nano: int, period: PeriodWindow | None
+        self, reservation: Reservation, nano: int, period: PeriodWindow | None, charge: KeyCharge | None
     ) -> ReserveResult:
+        """Reserve in Redis; with `charge` (its hit taken), the hit goes in the same round trip."""
         assert self._link is not None
         limits = reservation.limits
         keys = self._keys(reservation.key_id, reservation.period)
@@ -213,9 +253,13 @@ class SpendGuard:
         deadline = time.monotonic() + self._rebuild_timeout_s
         rebuilt = False
         while True:
-            result = ReserveResult.from_reply(
-                await self._bounded(lambda: self._reserve(keys=keys, args=args))
-            )
+            if charge is not None:
+                result = await self._reserve_and_charge(reservation, keys, args, charge)
+                charge = None
+            else:
+                result = ReserveResult.from_reply(
+                    await self._bounded(lambda: self._reserve(keys=keys, args=args))
+                )
             if result.status is not ReserveStatus.REBUILD:
                 break
             assert period is not None
@@ -240,6 +284,23 @@ class SpendGuard:
                 period="none",
                 record_only=True,
             )
+        return result
+
+    async def _reserve_and_charge(
+        self, reservation: Reservation, keys: list[str], args: list[Any], charge: KeyCharge
+    ) -> ReserveResult:
+        hit = charge.sent
+        assert hit is not None
+        hit_reply, reply = await self._bounded(
+            lambda: reserve_with_hit(self._client, self._reserve, keys=keys, args=args, hit=hit)
+        )
+        result = ReserveResult.from_reply(reply)
+        try:
+            await charge.finish(hit_reply)
+        except RateLimited:
+            if result.status is ReserveStatus.RESERVED:  # refused by the rate limit: hold nothing
+                await self._release_shared(reservation)
+            raise
         return result
 
     def _reserve_locally(
@@ -388,6 +449,9 @@ class SpendGuard:
         limits = reservation.limits
         if not reservation.shared or (not limits.tokens and reservation.period is None):
             return
+        await self._release_shared(reservation)
+
+    async def _release_shared(self, reservation: Reservation) -> None:
         assert self._link is not None
         keys = self._keys(reservation.key_id, reservation.period)
         with contextlib.suppress(RedisDown, RedisBusy):  # else it expires by itself
