@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llm_api.utils.logging import JsonFormatter, RedactionFilter
 from llm_api.utils.redaction import scrub_prompt
@@ -171,3 +173,48 @@ def test_filter_drops_sdk_debug_and_redacts_secrets_and_exceptions() -> None:
     extra.body = {"messages": [{"role": "user", "content": PROMPT}]}
     line = _emit(redaction, extra)
     assert line is not None and PROMPT not in line
+
+
+# Pieces of every shape the patterns look for, and of near misses: Unicode spaces, the long s and the
+# Kelvin sign (which IGNORECASE matches as s and k), quotes, separators, and the configured secrets.
+_PIECES = [
+    *("Bearer ", "BASIC\t", "bear\u017fer", "basic\xa0", "b\u212a", "sk-", "rk-", "pk-", "Sk-", "k-", "s"),
+    *("abcdefgh12", "password", "PassWord", "api_key", "Api-Key", "x-api-key", "authorization", "content"),
+    *(
+        "text",
+        "thinking",
+        ":",
+        "=",
+        " ",
+        "\n",
+        "\u3000",
+        "\u2028",
+        "\x1c",
+        '"',
+        "'",
+        "\\",
+        ",",
+        ";",
+        "}",
+        "]",
+    ),
+    *("é", "x", "0", "-", "_", "/", CLIENT, PROVIDER, "#", "key_0a1b", "claude-opus-4-5"),
+]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), st.text(max_size=40)))
+def test_redactor_text_is_the_full_substitution_chain(text: str) -> None:
+    """The shortcut for texts with nothing to replace changes no result."""
+    from llm_api.utils import redaction
+    from llm_api.utils.redaction import REDACTED, Redactor
+
+    for redactor in (Redactor([CLIENT, PROVIDER, "p#ss w0rd"]), Redactor()):
+        expected = text
+        if redactor._secrets is not None:
+            expected = redactor._secrets.sub(REDACTED, expected)
+        expected = redaction._BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", expected)
+        expected = redaction._VENDOR_KEY.sub(REDACTED, expected)
+        expected = redaction._SECRET_FIELD.sub(lambda m: f"{m.group(1)}{REDACTED}", expected)
+        expected = redaction._CONTENT_FIELD.sub(lambda m: f'{m.group(1)}"{REDACTED}"', expected)
+        assert redactor.text(text) == expected

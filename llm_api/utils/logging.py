@@ -33,6 +33,7 @@ _STANDARD = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
     | {"message", "asctime", "taskName", "color_message"}
 )
+_UNCHANGED = frozenset({int, float, bool, type(None)})
 # Loggers that log request bodies and headers at DEBUG.
 SDK_LOGGERS = ("httpx", "httpx2", "httpcore", "anthropic", "openai")
 # Database loggers: SQLAlchemy logs every statement with its parameters at INFO, aiosqlite every call at
@@ -42,6 +43,11 @@ DATABASE_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncpg", "alembic")
 SERVER_LOGGERS = ("gunicorn.error", "gunicorn.access", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
+def _extra_keys(fields: dict[str, Any]) -> list[str]:
+    """The names of a record's `extra` fields, in the order they were given."""
+    return [key for key in fields if key not in _STANDARD and not key.startswith("_")]
+
+
 def _is_sdk(name: str) -> bool:
     return any(name == sdk or name.startswith(f"{sdk}.") for sdk in SDK_LOGGERS)
 
@@ -49,10 +55,16 @@ def _is_sdk(name: str) -> bool:
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id, and the `extra` fields."""
 
+    # The last second formatted and its text: most lines fall in the same second as the one before.
+    _second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": f"{cached[1]}.{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -61,9 +73,12 @@ class JsonFormatter(logging.Formatter):
         context = request_context()
         if context is not None and "request_id" not in record.__dict__:
             entry["request_id"] = context.request_id
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+        fields = record.__dict__
+        # The filter's list of the extra fields, unless a field was added since.
+        listed: tuple[list[str], int] | None = fields.get("_llm_api_extra")
+        keys = listed[0] if listed is not None and listed[1] == len(fields) else _extra_keys(fields)
+        for key in keys:
+            entry[key] = fields[key]
         if record.exc_info and record.exc_info[0] is not None:
             # Exception messages and tracebacks can quote request data: keep only the type.
             entry["exception_type"] = record.exc_info[0].__name__
@@ -99,12 +114,19 @@ class RedactionFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record: log its bare template
             message = str(record.msg)
-        record.msg = self.redactor.text(message)
+        text = self.redactor.text
+        record.msg = text(message)
         record.args = None
-        for key, value in list(record.__dict__.items()):
-            if key not in _STANDARD and not key.startswith("_"):
-                record.__dict__[key] = self.redactor.value(value)
-        record.__dict__["_llm_api_redacted"] = True
+        fields = record.__dict__
+        keys = _extra_keys(fields)
+        for key in keys:
+            value = fields[key]
+            if type(value) is str:
+                fields[key] = text(value)
+            elif type(value) not in _UNCHANGED:  # what Redactor.value returns as it is, without the call
+                fields[key] = self.redactor.value(value)
+        fields["_llm_api_redacted"] = True
+        fields["_llm_api_extra"] = (keys, len(fields) + 1)  # for JsonFormatter: no second scan
         return True
 
 
