@@ -15,7 +15,6 @@ from the ledger (`spend_source`) under a lock before its next budgeted request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -33,14 +32,13 @@ from llm_api.errors import (
     RateLimitBackendUnavailable,
     RateLimited,
 )
-from llm_api.security.redis_link import RedisBusy, RedisDown, RedisLink
-from llm_api.spend import scripts
+from llm_api.security.redis_link import RedisDown, RedisLink
 from llm_api.spend.headers import token_headers, token_refusal
 from llm_api.spend.local import LocalSpend
 from llm_api.spend.periods import PeriodWindow, period_window
-from llm_api.spend.pipelined import can_pipeline, reserve_with_hit
 from llm_api.spend.prices import NANO, PriceTable, cost, to_nano_usd, worst_case_cost
 from llm_api.spend.rebuild import rebuild_period
+from llm_api.spend.redis_spend import RedisSpend, spend_keys
 from llm_api.spend.types import (
     MINUTE_S,
     KeyLimits,
@@ -85,8 +83,6 @@ class SpendGuard:
     ) -> None:
         self.prices = prices
         self.default_limits = default_limits
-        self._client = client
-        self._link = link
         self._prefix = key_prefix
         self._ttl_s = reservation_ttl_s
         self._workers = max(1, workers)
@@ -96,17 +92,10 @@ class SpendGuard:
         self._limiter = limiter
         self._default_max_output = default_max_output_tokens
         self._local = LocalSpend()
-        self._reserve: Any = None
-        self._settle: Any = None
-        self._release: Any = None
-        self._rebuild: Any = None
-        self._snapshot: Any = None
+        self._redis: RedisSpend | None = None
         if client is not None:
-            self._reserve = client.register_script(scripts.RESERVE)
-            self._settle = client.register_script(scripts.SETTLE)
-            self._release = client.register_script(scripts.RELEASE)
-            self._rebuild = client.register_script(scripts.REBUILD)
-            self._snapshot = client.register_script(scripts.SNAPSHOT)
+            assert link is not None, "a shared Redis needs its link"
+            self._redis = RedisSpend(client, link, key_prefix=key_prefix)
 
     @classmethod
     def from_settings(
@@ -142,8 +131,7 @@ class SpendGuard:
     # ------------------------------------------------------------------ keys
 
     def _keys(self, key_id: str, period: str | None) -> list[str]:
-        tag = f"{{{self._prefix}:spend:{key_id}}}"
-        return [f"{tag}:tok", f"{tag}:res", f"{tag}:held", f"{tag}:b:{period or 'none'}"]
+        return spend_keys(self._prefix, key_id, period)
 
     @staticmethod
     def _tracked(limits: KeyLimits) -> tuple[int, ...]:
@@ -205,16 +193,17 @@ class SpendGuard:
             limits=limits,
             period=period.ident if period else None,
             period_ttl_s=period.ttl_s(datetime.now(UTC)) if period else None,
-            shared=self._client is not None,
+            shared=self._redis is not None,
         )
         if not limits.tokens and period is None:
             if charge is not None:
                 await charge.run()
             return reservation  # nothing to hold: settle only counts
-        hit = charge.take_shared() if charge is not None and can_pipeline(self._client) else None
+        pipelines = self._redis is not None and self._redis.pipelines
+        hit = charge.take_shared() if charge is not None and pipelines else None
         if charge is not None and hit is None:
             await charge.run()
-        if self._client is None:
+        if self._redis is None:
             await self._seed_local(key_id, period)
             result = self._reserve_locally(reservation, nano, limits.tokens, period)
         else:
@@ -244,7 +233,7 @@ class SpendGuard:
         self, reservation: Reservation, nano: int, period: PeriodWindow | None, charge: KeyCharge | None
     ) -> ReserveResult:
         """Reserve in Redis; with `charge` (its hit taken), the hit goes in the same round trip."""
-        assert self._link is not None
+        assert self._redis is not None
         limits = reservation.limits
         keys = self._keys(reservation.key_id, reservation.period)
         budget_nano = to_nano_usd(limits.budget_usd, round_up=False) if limits.budget_usd is not None else -1
@@ -257,9 +246,7 @@ class SpendGuard:
                 result = await self._reserve_and_charge(reservation, keys, args, charge)
                 charge = None
             else:
-                result = ReserveResult.from_reply(
-                    await self._bounded(lambda: self._reserve(keys=keys, args=args))
-                )
+                result = await self._redis.reserve(keys, args)
             if result.status is not ReserveStatus.REBUILD:
                 break
             assert period is not None
@@ -290,16 +277,13 @@ class SpendGuard:
         self, reservation: Reservation, keys: list[str], args: list[Any], charge: KeyCharge
     ) -> ReserveResult:
         hit = charge.sent
-        assert hit is not None
-        hit_reply, reply = await self._bounded(
-            lambda: reserve_with_hit(self._client, self._reserve, keys=keys, args=args, hit=hit)
-        )
-        result = ReserveResult.from_reply(reply)
+        assert hit is not None and self._redis is not None
+        hit_reply, result = await self._redis.reserve_with_hit(keys, args, hit)
         try:
             await charge.finish(hit_reply)
         except RateLimited:
             if result.status is ReserveStatus.RESERVED:  # refused by the rate limit: hold nothing
-                await self._release_shared(reservation)
+                await self._redis.release(reservation.key_id, reservation.period, reservation.id)
             raise
         return result
 
@@ -339,27 +323,18 @@ class SpendGuard:
         if result.status in (ReserveStatus.OVER_TOKENS, ReserveStatus.TOO_LARGE):
             raise token_refusal(result, requested=reservation.tokens)
 
-    async def _bounded(self, operation: Any) -> Any:
-        assert self._link is not None
-        try:
-            return await self._link.call(operation)
-        except RedisBusy:
-            raise RateLimitBackendUnavailable(
-                "the limit check did not finish in time; try again shortly", headers={"Retry-After": "1"}
-            ) from None
-
     async def start_at_zero(self, key_id: str, limits: KeyLimits) -> None:
         """A key created a moment ago has spent nothing: its period's spend is known (zero) without the
         ledger, so its first budgeted requests need no rebuild. (A burst of a new key's first requests on a
         busy worker waited for that rebuild's database read past its bound: 503 budget_unavailable.)
         Best effort: if Redis does not answer, the first request rebuilds as after a flush."""
-        if self._client is None or not limits.budgeted:
+        if self._redis is None or not limits.budgeted:
             return
         period = period_window(limits.budget_period)
         budget_key = self._keys(key_id, period.ident)[3]
         ttl = period.ttl_s(datetime.now(UTC)) or -1
         try:
-            await self._bounded(lambda: self._rebuild(keys=[budget_key], args=[0, ttl]))
+            await self._redis.mark_spend(budget_key, nano=0, ttl_s=ttl)
         except Exception as exc:  # the rebuild on first use still covers it
             log.info(
                 "new key's budget not marked in Redis; its first request rebuilds it",
@@ -369,11 +344,11 @@ class SpendGuard:
     # ------------------------------------------------------------------ rebuild after a flush
 
     async def _rebuild_period(self, key_id: str, period: PeriodWindow, budget_key: str) -> bool:
-        assert self._client is not None
+        assert self._redis is not None
         return await rebuild_period(
-            client=self._client,
-            call=self._bounded,
-            script=self._rebuild,
+            client=self._redis.client,
+            call=self._redis.bounded,
+            script=self._redis.rebuild_script,
             spend_source=self._spend_source,
             key_id=key_id,
             period=period,
@@ -423,39 +398,30 @@ class SpendGuard:
             windows=windows,
             period=None if reservation.shared else reservation.period,
         )
-        if not reservation.shared or (not limits.tokens and reservation.period is None):
+        if (
+            self._redis is None
+            or not reservation.shared
+            or (not limits.tokens and reservation.period is None)
+        ):
             # Nothing in Redis limits this key: no round trip (its usage is in the ledger).
             return spent
         budget_ttl = (reservation.period_ttl_s or -1) if reservation.period is not None else 0
         keys = self._keys(reservation.key_id, reservation.period)
         args = [reservation.id, tokens, nano, budget_ttl, *windows]
-        await self._settle_shared(keys, args, reservation.key_id)
+        await self._redis.settle(keys, args, reservation.key_id)
         return spent
-
-    async def _settle_shared(self, keys: list[str], args: list[Any], key_id: str) -> None:
-        assert self._link is not None
-        try:
-            await self._link.call(lambda: self._settle(keys=keys, args=args))
-        except (RedisDown, RedisBusy) as exc:
-            # The spend happened; the ledger has it (and a rebuilt period reads it back from there).
-            log.warning(
-                "usage could not be counted in Redis",
-                extra={"key_id": key_id, "exception_type": type(exc).__name__},
-            )
 
     async def release(self, reservation: Reservation) -> None:
         """Drop the reservation (the provider does not bill the failed call)."""
         self._local.release(reservation.key_id, reservation.id)
         limits = reservation.limits
-        if not reservation.shared or (not limits.tokens and reservation.period is None):
+        if (
+            self._redis is None
+            or not reservation.shared
+            or (not limits.tokens and reservation.period is None)
+        ):
             return
-        await self._release_shared(reservation)
-
-    async def _release_shared(self, reservation: Reservation) -> None:
-        assert self._link is not None
-        keys = self._keys(reservation.key_id, reservation.period)
-        with contextlib.suppress(RedisDown, RedisBusy):  # else it expires by itself
-            await self._link.call(lambda: self._release(keys=keys[1:3], args=[reservation.id]))
+        await self._redis.release(reservation.key_id, reservation.period, reservation.id)
 
     # ------------------------------------------------------------------ admin
 
@@ -464,14 +430,10 @@ class SpendGuard:
         limits = limits or self.default_limits
         period = period_window(limits.budget_period)
         requests = await self._limiter.requests_in_window(key_id) if self._limiter else None
-        if self._client is None:
+        if self._redis is None:
             used, held, spent_nano, _ = self._local.snapshot(key_id, MINUTE_S, period.ident)
         else:
-            keys = self._keys(key_id, period.ident)
-            reply = await self._bounded(
-                lambda: self._snapshot(keys=[keys[0], keys[2], keys[3]], args=[MINUTE_S, 1])
-            )
-            used, held, spent_nano, _ = (int(v or 0) for v in reply)
+            used, held, spent_nano = await self._redis.snapshot(key_id, period.ident)
         return UsageSnapshot(
             period_spend_usd=Decimal(spent_nano) * NANO,
             minute_tokens=used + held,

@@ -1,0 +1,94 @@
+"""The spend counters in Redis: one hash tag per client key, the Lua scripts, every call through the link.
+
+`SpendGuard` decides what to reserve and what an outage means; this module only talks to Redis. A call
+that does not finish in time while Redis answers (RedisBusy) is a 503 for that request; RedisDown is the
+caller's to handle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from llm_api.errors import RateLimitBackendUnavailable
+from llm_api.security.ratelimit import SharedHit
+from llm_api.security.redis_link import RedisBusy, RedisDown, RedisLink
+from llm_api.spend import scripts
+from llm_api.spend.pipelined import can_pipeline, reserve_with_hit
+from llm_api.spend.types import MINUTE_S, ReserveResult
+
+log = logging.getLogger("llm_api.spend")
+
+
+def spend_keys(prefix: str, key_id: str, period: str | None) -> list[str]:
+    """Token windows, reservations, held totals and the period's budget of `key_id`: one Cluster slot."""
+    tag = f"{{{prefix}:spend:{key_id}}}"
+    return [f"{tag}:tok", f"{tag}:res", f"{tag}:held", f"{tag}:b:{period or 'none'}"]
+
+
+class RedisSpend:
+    """The scripts on the limiter's Redis client, called within the link's deadlines."""
+
+    def __init__(self, client: Any, link: RedisLink, *, key_prefix: str) -> None:
+        self.client = client
+        self._link = link
+        self._prefix = key_prefix
+        self.pipelines = can_pipeline(client)
+        self._reserve = client.register_script(scripts.RESERVE)
+        self._settle = client.register_script(scripts.SETTLE)
+        self._release = client.register_script(scripts.RELEASE)
+        self.rebuild_script = client.register_script(scripts.REBUILD)
+        self._snapshot = client.register_script(scripts.SNAPSHOT)
+
+    def keys(self, key_id: str, period: str | None) -> list[str]:
+        return spend_keys(self._prefix, key_id, period)
+
+    async def bounded(self, operation: Any) -> Any:
+        """`operation` through the link; RedisBusy becomes a 503 (RedisDown propagates)."""
+        try:
+            return await self._link.call(operation)
+        except RedisBusy:
+            raise RateLimitBackendUnavailable(
+                "the limit check did not finish in time; try again shortly", headers={"Retry-After": "1"}
+            ) from None
+
+    async def reserve(self, keys: list[str], args: list[Any]) -> ReserveResult:
+        return ReserveResult.from_reply(await self.bounded(lambda: self._reserve(keys=keys, args=args)))
+
+    async def reserve_with_hit(
+        self, keys: list[str], args: list[Any], hit: SharedHit
+    ) -> tuple[Any, ReserveResult]:
+        """The rate-limit hit's reply, and the reservation, from one round trip."""
+        hit_reply, reply = await self.bounded(
+            lambda: reserve_with_hit(self.client, self._reserve, keys=keys, args=args, hit=hit)
+        )
+        return hit_reply, ReserveResult.from_reply(reply)
+
+    async def settle(self, keys: list[str], args: list[Any], key_id: str) -> None:
+        try:
+            await self._link.call(lambda: self._settle(keys=keys, args=args))
+        except (RedisDown, RedisBusy) as exc:
+            # The spend happened; the ledger has it (and a rebuilt period reads it back from there).
+            log.warning(
+                "usage could not be counted in Redis",
+                extra={"key_id": key_id, "exception_type": type(exc).__name__},
+            )
+
+    async def release(self, key_id: str, period: str | None, reservation_id: str) -> None:
+        keys = self.keys(key_id, period)
+        with contextlib.suppress(RedisDown, RedisBusy):  # else it expires by itself
+            await self._link.call(lambda: self._release(keys=keys[1:3], args=[reservation_id]))
+
+    async def snapshot(self, key_id: str, period: str) -> tuple[int, int, int]:
+        """(settled tokens this minute, tokens held, nano-USD spent in the period)."""
+        keys = self.keys(key_id, period)
+        reply = await self.bounded(
+            lambda: self._snapshot(keys=[keys[0], keys[2], keys[3]], args=[MINUTE_S, 1])
+        )
+        used, held, spent_nano, _ = (int(v or 0) for v in reply)
+        return used, held, spent_nano
+
+    async def mark_spend(self, budget_key: str, *, nano: int, ttl_s: int) -> None:
+        """Set a period's spend as known (the rebuild script)."""
+        await self.bounded(lambda: self.rebuild_script(keys=[budget_key], args=[nano, ttl_s]))
