@@ -168,6 +168,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # FastAPI's own OpenTelemetry (global providers) is off: the gateway records its server span and
+        # HTTP metrics itself (ServerSpanMiddleware) on the lifespan's providers. Left on, FastAPI asked
+        # the global tracer provider, i.e. os.environ, on every request (~3 % of a worker's CPU).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     app.include_router(chat.router)
