@@ -23,6 +23,8 @@ from limits.aio.strategies import (
 )
 from limits.aio.strategies import RateLimiter as StrategyLimiter
 
+from llm_api.security.redis_commands import run_script
+
 _STRATEGIES: dict[str, type[StrategyLimiter]] = {
     "sliding-window-counter": SlidingWindowCounterRateLimiter,
     "fixed-window": FixedWindowRateLimiter,
@@ -142,8 +144,8 @@ class RedisSlidingWindow:
     def __init__(self, storage: RedisStorage) -> None:
         self._storage = storage
         # The redis-py client limits built (plain, Sentinel primary or Cluster): EVALSHA, EVAL on NOSCRIPT.
-        client: Any = storage.bridge.get_connection()  # type: ignore[attr-defined]
-        self._script: Any = client.register_script(_ACQUIRE_SLIDING_WITH_STATS)
+        self._client: Any = storage.bridge.get_connection()  # type: ignore[attr-defined]
+        self._script: Any = self._client.register_script(_ACQUIRE_SLIDING_WITH_STATS)
 
     def _keys(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> list[str]:
         # limits' own layout ("{key}" and "{key}/-1", one hash slot in a Cluster), with the storage prefix.
@@ -165,7 +167,7 @@ class RedisSlidingWindow:
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> WindowState:
         keys, args = self.command(item, *identifiers)
-        return self.state(item, await self._script(keys=keys, args=args))
+        return self.state(item, await run_script(self._client, self._script, keys, args))
 
     @staticmethod
     def state(item: RateLimitItem, reply: Any) -> WindowState:

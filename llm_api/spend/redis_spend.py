@@ -13,6 +13,7 @@ from typing import Any
 
 from llm_api.errors import RateLimitBackendUnavailable
 from llm_api.security.ratelimit import SharedHit
+from llm_api.security.redis_commands import run_script
 from llm_api.security.redis_link import RedisBusy, RedisDown, RedisLink
 from llm_api.spend import scripts
 from llm_api.spend.pipelined import can_pipeline, reserve_with_hit
@@ -54,7 +55,9 @@ class RedisSpend:
             ) from None
 
     async def reserve(self, keys: list[str], args: list[Any]) -> ReserveResult:
-        return ReserveResult.from_reply(await self.bounded(lambda: self._reserve(keys=keys, args=args)))
+        return ReserveResult.from_reply(
+            await self.bounded(lambda: run_script(self.client, self._reserve, keys, args))
+        )
 
     async def reserve_with_hit(
         self, keys: list[str], args: list[Any], hit: SharedHit
@@ -67,7 +70,7 @@ class RedisSpend:
 
     async def settle(self, keys: list[str], args: list[Any], key_id: str) -> None:
         try:
-            await self._link.call(lambda: self._settle(keys=keys, args=args))
+            await self._link.call(lambda: run_script(self.client, self._settle, keys, args))
         except (RedisDown, RedisBusy) as exc:
             # The spend happened; the ledger has it (and a rebuilt period reads it back from there).
             log.warning(
@@ -78,7 +81,7 @@ class RedisSpend:
     async def release(self, key_id: str, period: str | None, reservation_id: str) -> None:
         keys = self.keys(key_id, period)
         with contextlib.suppress(RedisDown, RedisBusy):  # else it expires by itself
-            await self._link.call(lambda: self._release(keys=keys[1:3], args=[reservation_id]))
+            await self._link.call(lambda: run_script(self.client, self._release, keys[1:3], [reservation_id]))
 
     async def snapshot(self, key_id: str, period: str) -> tuple[int, int, int]:
         """(settled tokens this minute, tokens held, nano-USD spent in the period)."""
