@@ -26,9 +26,22 @@ class PeriodWindow:
         return int((self.end - now).total_seconds()) + 86_400
 
 
+# The current window of each period: every budgeted request asks, and building one costs a strftime.
+_current: dict[BudgetPeriod, PeriodWindow] = {}
+
+
 def period_window(period: BudgetPeriod, now: datetime | None = None) -> PeriodWindow:
-    """The period that contains `now` (UTC)."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    """The period that contains `now` (UTC; default: the current time)."""
+    if now is None:
+        now = datetime.now(UTC)
+        window = _current.get(period)
+        if window is None or not window.start <= now < (window.end or now + timedelta(days=1)):
+            window = _current[period] = _period_window(period, now)
+        return window
+    return _period_window(period, now.astimezone(UTC))
+
+
+def _period_window(period: BudgetPeriod, now: datetime) -> PeriodWindow:
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "day":
         return PeriodWindow(f"d{midnight:%Y-%m-%d}", midnight, midnight + timedelta(days=1))
