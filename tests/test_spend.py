@@ -28,7 +28,7 @@ from llm_api.security.ratelimit import RateLimiter
 from llm_api.spend import KeyLimits, PriceTable, SpendGuard
 from llm_api.spend.periods import period_window
 from llm_api.spend.types import TokenWindow
-from llm_api.utils.context import RequestContext, current_request
+from llm_api.utils.context import RequestContext
 from tests.support import free_port
 from tests.test_ratelimit import own_redis
 
@@ -37,9 +37,11 @@ PRICES = '{"flat-*": {"input_usd_per_mtok": 1, "output_usd_per_mtok": 1}}'
 MODEL = "flat-model"
 
 
-def make_guard(port: int, *, prefix: str, workers: int = 1, **kwargs: Any) -> tuple[RateLimiter, SpendGuard]:
+def make_guard(
+    port: int, *, prefix: str, workers: int = 1, rate_limit: str = "100000/minute", **kwargs: Any
+) -> tuple[RateLimiter, SpendGuard]:
     limiter = RateLimiter(
-        default=parse_limit("100000/minute", setting="RATE_LIMIT"),
+        default=parse_limit(rate_limit, setting="RATE_LIMIT"),
         auth_failure=(),
         redis_uri=f"async+redis://127.0.0.1:{port}",
         key_prefix=prefix,
@@ -72,14 +74,6 @@ async def guard(redis_port: int) -> AsyncIterator[SpendGuard]:
     yield guard
     await guard.aclose()
     await limiter.aclose()
-
-
-@pytest.fixture
-def context() -> Iterator[RequestContext]:
-    ctx = RequestContext(request_id="r", started=0.0)
-    token = current_request.set(ctx)
-    yield ctx
-    current_request.reset(token)
 
 
 async def test_reserve_settle_release_and_the_token_headers(

@@ -5,54 +5,25 @@ loaded again, and an outage applies each limit's own outage policy."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
 
 from llm_api.errors import RateLimited
 from llm_api.security.key_charge import KeyCharge
-from llm_api.security.limit_rules import parse_limit
 from llm_api.security.ratelimit import RateLimiter
-from llm_api.spend import KeyLimits, PriceTable, SpendGuard
+from llm_api.spend import KeyLimits, SpendGuard
 from llm_api.spend.types import TokenWindow
-from llm_api.utils.context import RequestContext, current_request
+from llm_api.utils.context import RequestContext
 from tests.test_ratelimit import own_redis
+from tests.test_spend import make_guard
 
-PRICES = '{"flat-*": {"input_usd_per_mtok": 1, "output_usd_per_mtok": 1}}'
-MODEL = "flat-model"
+MODEL = "flat-model"  # priced by tests.test_spend's PRICES
 TOKENS = KeyLimits(tokens=(TokenWindow(1000, 60),))
 
 
 def make(port: int, *, rate_limit: str, workers: int = 1) -> tuple[RateLimiter, SpendGuard]:
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    limiter = RateLimiter(
-        default=parse_limit(rate_limit, setting="RATE_LIMIT"),
-        auth_failure=(),
-        redis_uri=f"async+redis://127.0.0.1:{port}",
-        key_prefix=prefix,
-        redis_timeout_s=0.5,
-        probe_interval_s=0.05,
-        workers=workers,
-    )
-    guard = SpendGuard(
-        prices=PriceTable(PRICES),
-        default_limits=KeyLimits(),
-        client=limiter.redis_client,
-        link=limiter.link,
-        key_prefix=prefix,
-        workers=workers,
-        limiter=limiter,
-    )
-    return limiter, guard
-
-
-@pytest.fixture
-def context() -> Iterator[RequestContext]:
-    ctx = RequestContext(request_id="r", started=0.0)
-    token = current_request.set(ctx)
-    yield ctx
-    current_request.reset(token)
+    return make_guard(port, prefix=f"t{uuid.uuid4().hex[:8]}", workers=workers, rate_limit=rate_limit)
 
 
 async def reserve(guard: SpendGuard, limiter: RateLimiter, key: str = "k", tokens: int = 100) -> object:

@@ -154,21 +154,19 @@ class SpendGuard:
         ModelPriceUnknown (400) or a 503; the token headers go into the request context. A pending
         rate-limit `charge` of the key is charged first, in the reservation's round trip where it can be."""
         try:
-            return await self._reserve_charged(key_id, limits, model, input_tokens, max_output_tokens, charge)
+            reservation, nano, period = self._worst_case(
+                key_id, limits, model, input_tokens, max_output_tokens
+            )
+            return await self._hold(reservation, nano, period, charge)
         except Exception:
             if charge is not None:
                 await charge.run()  # refused before Redis: the rate limit still answers first
             raise
 
-    async def _reserve_charged(
-        self,
-        key_id: str,
-        limits: KeyLimits,
-        model: str,
-        input_tokens: int,
-        max_output_tokens: int,
-        charge: KeyCharge | None,
-    ) -> Reservation:
+    def _worst_case(
+        self, key_id: str, limits: KeyLimits, model: str, input_tokens: int, max_output_tokens: int
+    ) -> tuple[Reservation, int, PeriodWindow | None]:
+        """The reservation of the request's worst case, its cost in nano-USD, and its budget period."""
         price = self.prices.price_for(model)
         if limits.budgeted and price is None:
             raise ModelPriceUnknown(
@@ -195,6 +193,12 @@ class SpendGuard:
             period_ttl_s=period.ttl_s(datetime.now(UTC)) if period else None,
             shared=self._redis is not None,
         )
+        return reservation, nano, period
+
+    async def _hold(
+        self, reservation: Reservation, nano: int, period: PeriodWindow | None, charge: KeyCharge | None
+    ) -> Reservation:
+        key_id, limits = reservation.key_id, reservation.limits
         if not limits.tokens and period is None:
             if charge is not None:
                 await charge.run()
