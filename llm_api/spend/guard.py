@@ -14,10 +14,8 @@ from the ledger (`spend_source`) under a lock before its next budgeted request.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -30,14 +28,12 @@ from llm_api.errors import (
     BudgetUnavailable,
     ModelPriceUnknown,
     RateLimitBackendUnavailable,
-    RateLimited,
 )
 from llm_api.security.redis_link import RedisDown, RedisLink
 from llm_api.spend.headers import token_headers, token_refusal
 from llm_api.spend.local import LocalSpend
 from llm_api.spend.periods import PeriodWindow, period_window
 from llm_api.spend.prices import NANO, PriceTable, cost, to_nano_usd, worst_case_cost
-from llm_api.spend.rebuild import rebuild_period
 from llm_api.spend.redis_spend import RedisSpend, spend_keys
 from llm_api.spend.types import (
     MINUTE_S,
@@ -58,8 +54,6 @@ if TYPE_CHECKING:
     from llm_api.security.ratelimit import RateLimiter
 
 log = logging.getLogger("llm_api.spend")
-
-REBUILD_POLL_S = 0.05
 
 
 class SpendGuard:
@@ -212,7 +206,15 @@ class SpendGuard:
             result = self._reserve_locally(reservation, nano, limits.tokens, period)
         else:
             try:
-                result = await self._reserve_shared(reservation, nano, period, charge if hit else None)
+                result = await self._redis.hold(
+                    reservation,
+                    nano=nano,
+                    ttl_s=self._ttl_s,
+                    period=period,
+                    charge=charge if hit else None,
+                    spend_source=self._spend_source,
+                    rebuild_timeout_s=self._rebuild_timeout_s,
+                )
             except RedisDown:
                 if charge is not None:
                     await charge.lost()  # the rate limit's outage policy answers first
@@ -230,66 +232,22 @@ class SpendGuard:
                 )
                 reservation = _unshared(reservation)
                 result = self._reserve_locally(reservation, nano, shares, None)
+            else:
+                if result.status is ReserveStatus.RESERVED:
+                    # Mirrored in process, so that an outage starts from this worker's own usage.
+                    self._local.reserve(
+                        key_id,
+                        reservation_id=reservation.id,
+                        tokens=reservation.tokens,
+                        nano=nano,
+                        ttl_s=self._ttl_s,
+                        windows=(),
+                        budget_nano=None,
+                        period="none",
+                        record_only=True,
+                    )
         self._answer(result, reservation, limits)
         return reservation
-
-    async def _reserve_shared(
-        self, reservation: Reservation, nano: int, period: PeriodWindow | None, charge: KeyCharge | None
-    ) -> ReserveResult:
-        """Reserve in Redis; with `charge` (its hit taken), the hit goes in the same round trip."""
-        assert self._redis is not None
-        limits = reservation.limits
-        keys = self._keys(reservation.key_id, reservation.period)
-        budget_nano = to_nano_usd(limits.budget_usd, round_up=False) if limits.budget_usd is not None else -1
-        windows = [value for w in limits.tokens for value in (w.window_s, w.limit)]
-        args = [reservation.id, reservation.tokens, nano, int(self._ttl_s * 1000), budget_nano, *windows]
-        deadline = time.monotonic() + self._rebuild_timeout_s
-        rebuilt = False
-        while True:
-            if charge is not None:
-                result = await self._reserve_and_charge(reservation, keys, args, charge)
-                charge = None
-            else:
-                result = await self._redis.reserve(keys, args)
-            if result.status is not ReserveStatus.REBUILD:
-                break
-            assert period is not None
-            if time.monotonic() > deadline:
-                raise BudgetUnavailable(
-                    "the budget's spend is being rebuilt; try again shortly", headers={"Retry-After": "1"}
-                )
-            if not rebuilt:
-                rebuilt = await self._rebuild_period(reservation.key_id, period, keys[3])
-            if not rebuilt:
-                await asyncio.sleep(REBUILD_POLL_S)  # another worker holds the rebuild lock
-        if result.status is ReserveStatus.RESERVED:
-            # Mirrored in process, so that an outage starts from this worker's own usage.
-            self._local.reserve(
-                reservation.key_id,
-                reservation_id=reservation.id,
-                tokens=reservation.tokens,
-                nano=nano,
-                ttl_s=self._ttl_s,
-                windows=(),
-                budget_nano=None,
-                period="none",
-                record_only=True,
-            )
-        return result
-
-    async def _reserve_and_charge(
-        self, reservation: Reservation, keys: list[str], args: list[Any], charge: KeyCharge
-    ) -> ReserveResult:
-        hit = charge.sent
-        assert hit is not None and self._redis is not None
-        hit_reply, result = await self._redis.reserve_with_hit(keys, args, hit)
-        try:
-            await charge.finish(hit_reply)
-        except RateLimited:
-            if result.status is ReserveStatus.RESERVED:  # refused by the rate limit: hold nothing
-                await self._redis.release(reservation.key_id, reservation.period, reservation.id)
-            raise
-        return result
 
     def _reserve_locally(
         self,
@@ -344,21 +302,6 @@ class SpendGuard:
                 "new key's budget not marked in Redis; its first request rebuilds it",
                 extra={"key_id": key_id, "exception_type": type(exc).__name__},
             )
-
-    # ------------------------------------------------------------------ rebuild after a flush
-
-    async def _rebuild_period(self, key_id: str, period: PeriodWindow, budget_key: str) -> bool:
-        assert self._redis is not None
-        return await rebuild_period(
-            client=self._redis.client,
-            call=self._redis.bounded,
-            script=self._redis.rebuild_script,
-            spend_source=self._spend_source,
-            key_id=key_id,
-            period=period,
-            budget_key=budget_key,
-            timeout_s=self._rebuild_timeout_s,
-        )
 
     async def _seed_local(self, key_id: str, period: PeriodWindow | None) -> None:
         if period is None or self._local.has_spend(key_id, period.ident):

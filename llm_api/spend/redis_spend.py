@@ -7,19 +7,29 @@ caller's to handle.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
-from llm_api.errors import RateLimitBackendUnavailable
+from llm_api.errors import BudgetUnavailable, RateLimitBackendUnavailable, RateLimited
 from llm_api.security.ratelimit import SharedHit
 from llm_api.security.redis_commands import run_script
 from llm_api.security.redis_link import RedisBusy, RedisDown, RedisLink
 from llm_api.spend import scripts
+from llm_api.spend.periods import PeriodWindow
 from llm_api.spend.pipelined import can_pipeline, reserve_with_hit
-from llm_api.spend.types import MINUTE_S, ReserveResult
+from llm_api.spend.prices import to_nano_usd
+from llm_api.spend.rebuild import rebuild_period
+from llm_api.spend.types import MINUTE_S, Reservation, ReserveResult, ReserveStatus, SpendSource
+
+if TYPE_CHECKING:
+    from llm_api.security.key_charge import KeyCharge
 
 log = logging.getLogger("llm_api.spend")
+
+REBUILD_POLL_S = 0.05
 
 
 def spend_keys(prefix: str, key_id: str, period: str | None) -> list[str]:
@@ -53,6 +63,67 @@ class RedisSpend:
             raise RateLimitBackendUnavailable(
                 "the limit check did not finish in time; try again shortly", headers={"Retry-After": "1"}
             ) from None
+
+    async def hold(
+        self,
+        reservation: Reservation,
+        *,
+        nano: int,
+        ttl_s: float,
+        period: PeriodWindow | None,
+        charge: KeyCharge | None,
+        spend_source: SpendSource | None,
+        rebuild_timeout_s: float,
+    ) -> ReserveResult:
+        """Reserve in Redis (with `charge`, its hit taken, in the same round trip); a budget period whose
+        spend Redis lost is first rebuilt from `spend_source`, under a lock, by one worker."""
+        limits = reservation.limits
+        keys = self.keys(reservation.key_id, reservation.period)
+        budget_nano = to_nano_usd(limits.budget_usd, round_up=False) if limits.budget_usd is not None else -1
+        windows = [value for w in limits.tokens for value in (w.window_s, w.limit)]
+        args = [reservation.id, reservation.tokens, nano, int(ttl_s * 1000), budget_nano, *windows]
+        deadline = time.monotonic() + rebuild_timeout_s
+        rebuilt = False
+        while True:
+            if charge is not None:
+                result = await self._reserve_and_charge(reservation, keys, args, charge)
+                charge = None
+            else:
+                result = await self.reserve(keys, args)
+            if result.status is not ReserveStatus.REBUILD:
+                return result
+            assert period is not None
+            if time.monotonic() > deadline:
+                raise BudgetUnavailable(
+                    "the budget's spend is being rebuilt; try again shortly", headers={"Retry-After": "1"}
+                )
+            if not rebuilt:
+                rebuilt = await rebuild_period(
+                    client=self.client,
+                    call=self.bounded,
+                    script=self.rebuild_script,
+                    spend_source=spend_source,
+                    key_id=reservation.key_id,
+                    period=period,
+                    budget_key=keys[3],
+                    timeout_s=rebuild_timeout_s,
+                )
+            if not rebuilt:
+                await asyncio.sleep(REBUILD_POLL_S)  # another worker holds the rebuild lock
+
+    async def _reserve_and_charge(
+        self, reservation: Reservation, keys: list[str], args: list[Any], charge: KeyCharge
+    ) -> ReserveResult:
+        hit = charge.sent
+        assert hit is not None
+        hit_reply, result = await self.reserve_with_hit(keys, args, hit)
+        try:
+            await charge.finish(hit_reply)
+        except RateLimited:
+            if result.status is ReserveStatus.RESERVED:  # refused by the rate limit: hold nothing
+                await self.release(reservation.key_id, reservation.period, reservation.id)
+            raise
+        return result
 
     async def reserve(self, keys: list[str], args: list[Any]) -> ReserveResult:
         return ReserveResult.from_reply(
