@@ -10,6 +10,7 @@ import asyncio
 import pytest
 
 from llm_api.security.redis_link import RedisBusy, RedisDown, RedisLink
+from tests.support import async_wait_until
 
 TIMEOUT_S = 0.05  # the link asks "does Redis answer?" after 2 x this
 
@@ -32,10 +33,12 @@ class SlowOperation:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.started = False
         self.finished = False
         self.cancelled = False
 
     async def __call__(self) -> str:
+        self.started = True
         try:
             await asyncio.sleep(self.seconds)
         except asyncio.CancelledError:
@@ -84,7 +87,7 @@ async def test_the_callers_cancellation_propagates_and_cancels_the_call() -> Non
     link = link_on(probe)
     operation = SlowOperation(30.0)
     caller = asyncio.ensure_future(link.call(operation))
-    await asyncio.sleep(0)  # let the call start
+    await async_wait_until(lambda: operation.started, timeout=5)
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
