@@ -194,18 +194,12 @@ class RateLimiter:
     async def finish_shared_hit(self, hit: SharedHit, reply: Any, key_id: str) -> None:
         """`check_key`'s answer from the reply to a `shared_hit` (headers; RateLimited when spent)."""
         state = RedisSlidingWindow.state(hit.item, reply)
-        if state.allowed:
-            for share in self._shares_of((hit.item,)):
-                await self._memory.consume(share, KEY_SCOPE, key_id)
+        await self._mirror(state, (hit.item,), KEY_SCOPE, key_id)
         self._answer_key(state)
 
     async def shared_hit_lost(self, hit: SharedHit, key_id: str) -> None:
         """The call that carried `hit` found Redis down: the outage policy, as `check_key` applies it."""
-        if self._fail_closed:
-            raise RateLimitBackendUnavailable(
-                "rate limiting is temporarily unavailable; try again shortly", headers={"Retry-After": "1"}
-            )
-        self._answer_key(await self._hit_all(self._memory, self._shares_of((hit.item,)), KEY_SCOPE, key_id))
+        self._answer_key(await self._in_outage((hit.item,), KEY_SCOPE, key_id))
 
     @staticmethod
     def _answer_key(state: WindowState) -> None:
@@ -261,19 +255,27 @@ class RateLimiter:
                     headers={"Retry-After": "1"},
                 ) from None
             except RedisDown:
-                if self._fail_closed:
-                    raise RateLimitBackendUnavailable(
-                        "rate limiting is temporarily unavailable; try again shortly",
-                        headers={"Retry-After": "1"},
-                    ) from None
-            else:
-                if state.allowed:
-                    # Counted in process too, so that an outage starts from what this worker admitted.
-                    for share in self._shares_of(items):
-                        await self._memory.consume(share, scope, ident)
-                return state
-            return await self._hit_all(self._memory, self._shares_of(items), scope, ident)
+                return await self._in_outage(items, scope, ident)
+            await self._mirror(state, items, scope, ident)
+            return state
         return await self._hit_all(self._memory, items, scope, ident)
+
+    async def _mirror(
+        self, state: WindowState, items: tuple[RateLimitItem, ...], scope: str, ident: str
+    ) -> None:
+        """A hit Redis admitted is counted in process too, so that an outage starts from what this worker
+        admitted."""
+        if state.allowed:
+            for share in self._shares_of(items):
+                await self._memory.consume(share, scope, ident)
+
+    async def _in_outage(self, items: tuple[RateLimitItem, ...], scope: str, ident: str) -> WindowState:
+        """Redis does not answer: 503 when failing closed, else this worker's share of each limit."""
+        if self._fail_closed:
+            raise RateLimitBackendUnavailable(
+                "rate limiting is temporarily unavailable; try again shortly", headers={"Retry-After": "1"}
+            ) from None  # called while handling RedisDown: the outage is the cause, not news
+        return await self._hit_all(self._memory, self._shares_of(items), scope, ident)
 
     def _shares_of(self, items: tuple[RateLimitItem, ...]) -> tuple[RateLimitItem, ...]:
         shares = []
