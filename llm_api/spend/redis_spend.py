@@ -15,11 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from llm_api.errors import BudgetUnavailable, RateLimitBackendUnavailable, RateLimited
 from llm_api.security.ratelimit import SharedHit
-from llm_api.security.redis_commands import run_script
+from llm_api.security.redis_commands import (
+    evalsha,
+    on_one_connection,
+    run_script,
+    send_commands,
+    settled_reply,
+)
 from llm_api.security.redis_link import RedisBusy, RedisDown, RedisLink
 from llm_api.spend import scripts
 from llm_api.spend.periods import PeriodWindow
-from llm_api.spend.pipelined import can_pipeline, reserve_with_hit
 from llm_api.spend.prices import to_nano_usd
 from llm_api.spend.rebuild import rebuild_period
 from llm_api.spend.types import MINUTE_S, Reservation, ReserveResult, ReserveStatus, SpendSource
@@ -45,7 +50,8 @@ class RedisSpend:
         self.client = client
         self._link = link
         self._prefix = key_prefix
-        self.pipelines = can_pipeline(client)
+        # Plain and Sentinel clients carry both scripts on one connection; a Cluster would split them by slot.
+        self.pipelines = on_one_connection(client)
         self._reserve = client.register_script(scripts.RESERVE)
         self._settle = client.register_script(scripts.SETTLE)
         self._release = client.register_script(scripts.RELEASE)
@@ -133,10 +139,20 @@ class RedisSpend:
     async def reserve_with_hit(
         self, keys: list[str], args: list[Any], hit: SharedHit
     ) -> tuple[Any, ReserveResult]:
-        """The rate-limit hit's reply, and the reservation, from one round trip."""
-        hit_reply, reply = await self.bounded(
-            lambda: reserve_with_hit(self.client, self._reserve, keys=keys, args=args, hit=hit)
-        )
+        """The rate-limit hit's reply, and the reservation, from one round trip: both EVALSHA written
+        together on one pooled connection (not a transaction: each script is atomic, and their keys live in
+        different hash slots)."""
+
+        async def both() -> tuple[Any, Any]:
+            hit_reply, reply = await send_commands(
+                self.client, evalsha(hit.script, hit.keys, hit.args), evalsha(self._reserve, keys, args)
+            )
+            return (
+                await settled_reply(hit_reply, hit.script, hit.keys, hit.args),
+                await settled_reply(reply, self._reserve, keys, args),
+            )
+
+        hit_reply, reply = await self.bounded(both)
         return hit_reply, ReserveResult.from_reply(reply)
 
     async def settle(self, keys: list[str], args: list[Any], key_id: str) -> None:
