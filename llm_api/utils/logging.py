@@ -74,10 +74,7 @@ class JsonFormatter(logging.Formatter):
         if context is not None and "request_id" not in record.__dict__:
             entry["request_id"] = context.request_id
         fields = record.__dict__
-        # The filter's list of the extra fields, unless a field was added since.
-        listed: tuple[list[str], int] | None = fields.get("_llm_api_extra")
-        keys = listed[0] if listed is not None and listed[1] == len(fields) else _extra_keys(fields)
-        for key in keys:
+        for key in _extra_keys(fields):
             entry[key] = fields[key]
         if record.exc_info and record.exc_info[0] is not None:
             # Exception messages and tracebacks can quote request data: keep only the type.
@@ -118,15 +115,13 @@ class RedactionFilter(logging.Filter):
         record.msg = text(message)
         record.args = None
         fields = record.__dict__
-        keys = _extra_keys(fields)
-        for key in keys:
+        for key in _extra_keys(fields):
             value = fields[key]
             if type(value) is str:
                 fields[key] = text(value)
             elif type(value) not in _UNCHANGED:  # what Redactor.value returns as it is, without the call
                 fields[key] = self.redactor.value(value)
         fields["_llm_api_redacted"] = True
-        fields["_llm_api_extra"] = (keys, len(fields) + 1)  # for JsonFormatter: no second scan
         return True
 
 
