@@ -302,15 +302,17 @@ class Run:
                 self.release(server)
         self.results["features"] = out
 
-    def concurrency(self, upstream: Upstream) -> None:
+    def concurrency(self, upstream: Upstream | None = None) -> None:
+        """The held streams, on an emulator of their own (or, reusing servers, on `upstream`)."""
         plan = self.plan
         self.log(
             f"- {plan.hold_streams} concurrent streams on one worker (emulator: {plan.hold_chunks} chunks, "
             f"{plan.hold_chunk_delay_s}s apart)"
         )
         hold_config = {"chunks": plan.hold_chunks, "chunk_delay_s": plan.hold_chunk_delay_s}
-        shared = plan.reuse_servers and upstream.kind == "emulator"
+        shared = plan.reuse_servers and upstream is not None and upstream.kind == "emulator"
         if shared:
+            assert upstream is not None
             configure_emulator(upstream, hold_config)
             emulator = upstream
         else:

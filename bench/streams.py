@@ -215,8 +215,6 @@ def main(argv: list[str] | None = None) -> None:
     from bench.harness import Plan, Run
     from bench.otlp_sink import OtlpSink
     from bench.procs import install_cleanup
-    from bench.targets import gateway_target
-    from bench.upstream import MODEL_ANTHROPIC, start_emulator
 
     parser = argparse.ArgumentParser(prog="python -m bench.streams", description=main.__doc__)
     parser.add_argument("--streams", type=int, default=Plan.hold_streams)
@@ -225,29 +223,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--open-per-s", type=float, default=Plan.hold_open_per_s, help="0: all at once")
     args = parser.parse_args(argv)
     install_cleanup()
-    plan = Plan(smoke=False, use_wrk=False, upstream="emulator", compare=False)
+    plan = Plan(
+        smoke=False,
+        use_wrk=False,
+        upstream="emulator",
+        compare=False,
+        hold_streams=args.streams,
+        hold_chunks=args.chunks,
+        hold_chunk_delay_s=args.chunk_delay_s,
+        hold_open_per_s=args.open_per_s,
+    )
     run = Run(plan, ROOT / "bench/.work/streams", print)
     run.sink = OtlpSink().start()
-    emulator = start_emulator(
-        run.workdir / "emulator", config={"chunks": args.chunks, "chunk_delay_s": args.chunk_delay_s}
-    )
     try:
-        server = run.gateway("gateway-hold-1w", emulator, stream=True, extra_env=HOLD_ENV)
-        try:
-            result = hold_streams(
-                gateway_target(server, model=MODEL_ANTHROPIC, stream=True),
-                streams=args.streams,
-                worker_pid=server.workers[0],
-                health_url=server.url,
-                expect_deltas=args.chunks,
-                workdir=run.workdir,
-                open_per_s=args.open_per_s,
-            )
-        finally:
-            run.release(server)
+        run.concurrency()  # the same step as the full benchmark's
     finally:
-        emulator.stop()
         run.sink.stop()
+    result = run.results["concurrency"]
     print(json.dumps(result))
 
 
