@@ -14,6 +14,7 @@ from llm_api.config import Settings
 from llm_api.error_handlers import install_error_handlers
 from llm_api.middleware import QUIET_PATHS, RequestContextMiddleware
 from llm_api.routers import admin, chat, chat_completions, health, messages, models, usage
+from llm_api.routers.direct import DirectDispatch
 from llm_api.routers.openapi import install_openapi
 from llm_api.routing.cache import ResponseCache
 from llm_api.routing.config import load_gateway_config
@@ -174,14 +175,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    app.include_router(chat.router)
-    app.include_router(chat_completions.router)
-    app.include_router(messages.router)
+    direct_routers = (chat.router, chat_completions.router, messages.router)
+    for router in direct_routers:
+        app.include_router(router)  # no prefix: DirectDispatch matches the paths they declare
     app.include_router(models.router)
     app.include_router(usage.router)
     app.include_router(health.router)
     if settings.admin_api_key is not None:  # without it the admin API does not exist (404)
         app.include_router(admin.router)
+    # Innermost: the hot endpoints skip Starlette's and FastAPI's own layers (routers/direct.py).
+    app.add_middleware(DirectDispatch, routes=[route for router in direct_routers for route in router.routes])
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # Outermost of ours: the span covers the request context's own answers (413, the last-resort 500).
     app.add_middleware(ServerSpanMiddleware, telemetry=server_telemetry, excluded_paths=QUIET_PATHS)
