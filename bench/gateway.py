@@ -78,8 +78,11 @@ def gateway_env(
     workers: int,
     features: Features,
     otlp_endpoint: str | None,
+    otlp_protocol: str = "http/protobuf",
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
+    """`otlp_endpoint` and `otlp_protocol` are the receiver's (bench/otlp_sink.py `OtlpSink`): the base URL
+    for either protocol, since the gateway appends /v1/traces and /v1/metrics for http/protobuf."""
     base = upstream.sse_url if stream else upstream.json_url
     env = _base_env()
     env.update(
@@ -108,7 +111,7 @@ def gateway_env(
             {
                 "OTEL_SDK_DISABLED": "false",
                 "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
-                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": otlp_protocol,
                 "OTEL_SERVICE_NAME": "llm-api-bench",
                 # 100 % sampling, stated rather than left to the default.
                 "OTEL_TRACES_SAMPLER": "parentbased_always_on",

@@ -190,6 +190,7 @@ class Run:
             workers=workers,
             features=features or Features.all_on(),
             otlp_endpoint=self.sink.endpoint if self.sink else None,
+            otlp_protocol=self.sink.protocol if self.sink else "http/protobuf",
             extra=extra_env,
         )
         key = tuple(sorted(env.items()))
@@ -395,6 +396,7 @@ class Run:
         started = time.monotonic()
         self.results["meta"] = machine_info(plan)
         self.sink = OtlpSink().start()
+        self.results["meta"]["otlp_protocol"] = self.sink.protocol  # type: ignore[index]
         upstream = (start_nginx if plan.upstream == "nginx" else start_emulator)(self.workdir / "upstream")
         self.log(f"fake upstream: {upstream.kind} (JSON {upstream.json_url}, SSE {upstream.sse_url})")
         try:

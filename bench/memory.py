@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         upstream.stop()
         run.sink.stop()
-    (run.workdir / "memory.json").write_text(json.dumps(out, indent=1) + "\n")
+    sink = run.sink
+    (run.workdir / "memory.json").write_text(
+        json.dumps({"otlp_protocol": sink.protocol, **out}, indent=1) + "\n"
+    )
+    print(f"OTLP {sink.protocol}: {sink.spans} spans, {sink.metric_exports} metric exports received")
     for workers, phases in out.items():
         for phase, memory in phases.items():
             print(f"{workers} worker(s), {phase}: " + _line(memory))

@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(f"{model} stream: TTFB {sse['ttfb_ms']} total {sse['total_ms']} errors {sse['errors']}")
         print("RSS MiB:", [round(kib / 1024, 1) for kib in server.worker_rss_kib()])
+        print(f"OTLP {run.sink.protocol}: {run.sink.spans} spans received")
     finally:
         run.release(server)
         run.release(streaming)

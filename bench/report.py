@@ -107,6 +107,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "Everything on: auth with a managed key (token limit and budget, `POST /admin/keys`), the Redis rate",
         "limit, the usage ledger, OTLP traces and metrics at 100 % sampling, the JSON access log.",
+        # Results written before the sink spoke http/protobuf have no otlp_protocol: they were gRPC.
+        f"OTLP protocol: {meta.get('otlp_protocol', 'grpc')} (BENCH_OTLP_PROTOCOL).",
         f"Requests carried: {_key_kind(results)}.",
         "",
         "| figure | goal | measured | verdict | note | what stands in the way |",
