@@ -42,5 +42,8 @@ def test_the_master_loads_the_exporter_driver_and_price_table_and_starts_nothing
         loaded = result["loaded"]
         assert isinstance(loaded, list)
         assert module in loaded and "aiosqlite" in loaded, loaded
+        # What the Uvicorn worker would import after the fork, and the HTTP exporters' transport.
+        assert {"uvloop", "uvicorn.protocols.http.httptools_impl", "uvicorn.lifespan.on"} <= set(loaded)
+        assert ("requests" in loaded) is (protocol == "http/protobuf")
         assert result["snapshot_cached"] is True
         assert result["threads"] == 1  # a thread in the master would not survive the fork
