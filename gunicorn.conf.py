@@ -7,6 +7,7 @@ FORWARDED_ALLOW_IPS (proxies trusted for X-Forwarded-*; default loopback only), 
 import ctypes
 import ctypes.util
 import gc
+import logging
 import os
 from typing import Any
 
@@ -93,13 +94,16 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 def when_ready(server: Any) -> None:
     """Once, in the master, after the app is imported and before the first fork: load what every worker
-    would load in its lifespan (exporter modules, the database driver, the price table), so they share it."""
+    would load in its lifespan (exporter modules, the database driver, the price table), so they share it,
+    and migrate the database, so that no worker imports Alembic."""
     if not preload_app:
         return
     from llm_api.config import Settings
-    from llm_api.preload import preload_shared_state
+    from llm_api.preload import migrate_before_fork, preload_shared_state
 
-    preload_shared_state(Settings())
+    settings = Settings()
+    preload_shared_state(settings)
+    migrate_before_fork(settings, logging.getLogger("gunicorn.error"))
 
 
 def post_fork(server: Any, worker: Any) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from llm_api.store.migrate import HEAD_REVISION
 from llm_api.worker import graceful_period_s
 from tests.support import ROOT, Emulator, Gateway, gateway_env, run_gateway, wait_until
 
@@ -139,6 +140,26 @@ def test_the_master_imports_the_app_before_forking(doomed_gateway: Gateway) -> N
     fds = {str(fd.readlink()) for fd in Path(f"/proc/{doomed_gateway.proc.pid}/fd").iterdir()}
     assert not [fd for fd in fds if fd.endswith(".db")], fds
     assert sum(fd.startswith("socket:") for fd in fds) == 1, fds
+
+
+def test_the_master_migrates_a_new_database_before_forking(emulator: Emulator, tmp_path: Path) -> None:
+    """A fresh database is brought to head once, by a child the master forks before the workers; the
+    workers find it there and never run Alembic (whose modules the migrating worker used to keep: ~13 MiB
+    of its own memory), and the master never imports it (every worker would inherit its pages)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    with run_gateway(gateway_env(emulator, DATABASE_URL=url, WEB_CONCURRENCY="2", LOG_LEVEL="INFO")) as gw:
+        wait_until(lambda: len(serving_records(gw)) == 2)
+        records = gw.log_records()
+        master_pid = gw.proc.pid
+        master_maps = Path(f"/proc/{master_pid}/maps").read_text()
+        workers = {r["pid"] for r in serving_records(gw)}
+        with gw.client() as client:
+            assert client.post("/v1/chat", json={"messages": [{"role": "user", "content": "hi"}]}).is_success
+    migrated = [r for r in records if r.get("message") == "database migrated"]
+    assert [r["to_revision"] for r in migrated] == [HEAD_REVISION], migrated
+    assert migrated[0]["pid"] not in workers | {master_pid}
+    assert "/markupsafe/" not in master_maps  # Mako's extension module, which Alembic loads
+    assert not [r for r in records if r.get("logger", "").startswith("alembic")]
 
 
 def test_sighup_forks_new_workers_that_still_log(doomed_gateway: Gateway) -> None:
