@@ -1,4 +1,4 @@
-"""Routes that FastAPI matches and documents but does not drive: the hot endpoints.
+"""Routes that FastAPI documents but does not drive: the hot endpoints.
 
 FastAPI's request handler solves the dependency tree of every request (per level it parses the query
 string, the headers and the cookies again and builds a scratch `Response`), then inspects what the
@@ -6,10 +6,12 @@ endpoint returned. Our hot endpoints take only the `Request`, authenticate with 
 validate the body themselves and return a ready `Response`, so none of that work buys anything. Skipping
 it saved ~0.15 ms of CPU per request at c=32, ~7 %, with everything on (docs/performance.md, issue 12).
 
-`DirectRoute` keeps everything else of an `APIRoute`: matching, the exception handlers (FastAPI's
-`request_response` wraps the handler), and the OpenAPI operation, built as before from `summary`,
-`responses`, `response_model` and `openapi_extra` (the request body and the security requirement:
-`openapi.request_body`, `openapi.CLIENT_KEY_SECURITY`).
+`DirectRoute` keeps the OpenAPI operation of an `APIRoute`, built as before from `summary`, `responses`,
+`response_model` and `openapi_extra` (the request body and the security requirement:
+`openapi.request_body`, `openapi.CLIENT_KEY_SECURITY`), and FastAPI's matching and exception handling
+still serve it wherever `DirectDispatch` does not (a mounted app, a `root_path`). `DirectDispatch` matches
+the request itself and calls the endpoint: in process, 42 µs of Starlette and FastAPI layers per request
+became 9 µs.
 """
 
 from __future__ import annotations
