@@ -4,8 +4,8 @@ A local shortage is not an outage. Under load every pooled connection can be bus
 be too slow to read a reply in time; treating that as "Redis is down" switched whole workers to
 in-process counters and let 3.6x the limit through (the measured defect). So:
 
-- the pool is a `BlockingConnectionPool` sized per worker: a call waits for a free connection instead of
-  failing at once (`MaxConnectionsError`);
+- the pool is a `BlockingConnectionPool` sized per worker (with a fast path for a free connection:
+  redis_pool.py): a call waits for a free connection instead of failing at once (`MaxConnectionsError`);
 - a refused or reset connection means Redis does not answer: an outage, at once;
 - a call still running at its deadline (RATE_LIMIT_REDIS_TIMEOUT_S x 2) is NOT cancelled: one ping on
   the link's own probe connection (outside the pool) asks whether Redis answers. If it does, the delay is
@@ -32,12 +32,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError  # type: ignore[attr-defined]  # stubs predate it
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from llm_api.security.redis_pool import GatewayConnectionPool
 
 log = logging.getLogger("llm_api.ratelimit")
 
@@ -74,7 +76,7 @@ def blocking_pool(
     """A pool whose callers wait for a free connection (redis-py's own retries off); `timeout_s` bounds
     waiting for a connection and connecting, `reply_timeout_s` each write and reply (None: the caller
     bounds them, as `RedisLink.call` does)."""
-    return BlockingConnectionPool.from_url(
+    return GatewayConnectionPool.from_url(
         url,
         max_connections=max_connections,
         timeout=timeout_s,
