@@ -120,3 +120,28 @@ async def test_direct_dispatch_answers_the_endpoint_and_maps_its_errors_as_fasta
     # The direct route never went through the router, yet its scope names the route as the router's would.
     assert seen[0] == {"path": "/direct", "route": "/direct", "endpoint": "direct", "routed": False}
     assert [entry["routed"] for entry in seen] == [False, False, False, True, True, True]
+
+
+def test_the_gateway_stack_has_no_pass_through_layers_and_ends_in_the_dispatcher(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every request walks this chain; FastAPI's exception telemetry (its OpenTelemetry is off) and its
+    app-wide body limit (no `max_body_size`) would only pass it on."""
+    monkeypatch.setenv("ALLOW_UNAUTHENTICATED", "true")  # llm_api.main builds `app` from the env on import
+    from llm_api.config import Settings
+    from llm_api.main import create_app
+
+    app = create_app(Settings(allow_unauthenticated=True))
+    layer: object = app.build_middleware_stack()
+    chain = []
+    while layer is not None:
+        chain.append(type(layer).__name__)
+        layer = getattr(layer, "app", None)
+    assert chain[:5] == [
+        "ServerErrorMiddleware",
+        "ServerSpanMiddleware",
+        "RequestContextMiddleware",
+        "DirectDispatch",
+        "ExceptionMiddleware",
+    ], chain
+    assert "ExceptionTelemetryMiddleware" not in chain and "AppBodyLimitMiddleware" not in chain
