@@ -7,6 +7,7 @@ import json
 import runpy
 import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,17 @@ import pytest
 
 from llm_api.store.migrate import HEAD_REVISION
 from llm_api.worker import graceful_period_s
-from tests.support import ROOT, Emulator, Gateway, gateway_env, run_gateway, wait_until
+from tests.support import (
+    BIN,
+    ROOT,
+    Emulator,
+    Gateway,
+    free_port,
+    gateway_env,
+    run_gateway,
+    stop_process,
+    wait_until,
+)
 
 
 def load_config(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
@@ -160,6 +171,40 @@ def test_the_master_migrates_a_new_database_before_forking(emulator: Emulator, t
     assert migrated[0]["pid"] not in workers | {master_pid}
     assert "/markupsafe/" not in master_maps  # Mako's extension module, which Alembic loads
     assert not [r for r in records if r.get("logger", "").startswith("alembic")]
+
+
+def test_a_database_down_at_start_up_is_left_to_the_workers_with_a_warning(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """The master's migration is best effort: with nothing listening at the database's address its child
+    logs one JSON warning (no URL, no password) and the workers start and try for themselves, as before
+    (they still need the database to start: README, "The database")."""
+    port = free_port()
+    url = f"postgresql+asyncpg://postgres:not-a-secret-pw@127.0.0.1:{port}/none"
+    env = {**gateway_env(emulator, DATABASE_URL=url, WEB_CONCURRENCY="1"), "BIND": f"127.0.0.1:{free_port()}"}
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "llm_api.main:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+
+            def warned_and_a_worker_booted() -> list[dict[str, Any]] | None:
+                records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+                warned = [r for r in records if "not migrated before the workers" in r.get("message", "")]
+                booted = [r for r in records if str(r.get("message", "")).startswith("Booting worker")]
+                return warned if warned and booted else None
+
+            warned = wait_until(warned_and_a_worker_booted, timeout=30)
+        finally:
+            stop_process(proc)
+    assert len(warned) == 1 and warned[0]["level"] == "WARNING", warned
+    assert warned[0]["exception_type"]
+    assert "not-a-secret-pw" not in log.read_text()
 
 
 def test_sighup_forks_new_workers_that_still_log(doomed_gateway: Gateway) -> None:
