@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -261,6 +261,17 @@ def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
     return env
 
 
+def spawn_gunicorn(env: dict[str, str], output: IO[bytes]) -> subprocess.Popen[bytes]:
+    """`gunicorn -c gunicorn.conf.py llm_api.main:app` from the project root, its output into `output`."""
+    return subprocess.Popen(
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "llm_api.main:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+
+
 @contextmanager
 def run_gateway(
     env: dict[str, str], *, port: int | None = None, ready_timeout_s: float = GATEWAY_START_TIMEOUT_S
@@ -271,13 +282,7 @@ def run_gateway(
     log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in the finally below
         prefix="llm-api-gunicorn-", suffix=".log", delete=False
     )
-    proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "llm_api.main:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
+    proc = spawn_gunicorn(env, log_file)
     gateway = Gateway(f"http://127.0.0.1:{port}", proc, Path(log_file.name), env)
     try:
         wait_ready(

@@ -7,7 +7,6 @@ import json
 import runpy
 import signal
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +17,13 @@ import pytest
 from llm_api.store.migrate import HEAD_REVISION
 from llm_api.worker import graceful_period_s
 from tests.support import (
-    BIN,
     ROOT,
     Emulator,
     Gateway,
     free_port,
     gateway_env,
     run_gateway,
+    spawn_gunicorn,
     stop_process,
     wait_until,
 )
@@ -184,13 +183,7 @@ def test_a_database_down_at_start_up_is_left_to_the_workers_with_a_warning(
     env = {**gateway_env(emulator, DATABASE_URL=url, WEB_CONCURRENCY="1"), "BIND": f"127.0.0.1:{free_port()}"}
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "llm_api.main:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = spawn_gunicorn(env, out)
         try:
 
             def warned_and_a_worker_booted() -> list[dict[str, Any]] | None:
