@@ -1,11 +1,13 @@
-"""What every worker loads anyway, loaded once in the gunicorn master before it forks (`preload_app`).
+"""What every worker loads anyway, loaded once in the gunicorn master before it forks (`preload_app`), and
+the database migration, run once before the workers start.
 
 Pages the master fills before the fork are shared by every worker until one writes to them; what a worker
 loads in its lifespan is its own. The OTLP exporters' modules, the database driver and the price table
 (genai-prices' snapshot, ~10 MiB) were loaded by each worker in its lifespan, and the Uvicorn worker loads
-its protocol modules when it starts. Only imports and static
-data here: nothing connects, starts a thread or keeps a file open (the lifespan still opens every client
-after the fork). Called by gunicorn.conf.py's `when_ready`, not by `create_app`, which tests call in-process.
+its protocol modules when it starts. `preload_shared_state` only imports and loads static data: nothing
+connects, starts a thread or keeps a file open (the lifespan still opens every client after the fork).
+`migrate_before_fork` connects, but only in a child process of its own, which exits before any worker is
+forked. Called by gunicorn.conf.py's `when_ready`, not by `create_app`, which tests call in-process.
 """
 
 from __future__ import annotations

@@ -46,11 +46,11 @@ class DirectDispatch:
     """Pure ASGI, innermost of the gateway's middleware: a request to a `DirectRoute` (its method and its
     fixed path) goes straight to the endpoint; everything else goes on to FastAPI as before.
 
-    Starlette and FastAPI would otherwise put the request through six more layers first (the exception
-    middleware, FastAPI's body-limit, exception-telemetry and exit-stack middleware, the router's match over
-    every route, and the route's exception wrapper with two more exit stacks), none of which a direct
-    endpoint uses: it takes no dependencies and returns a ready response. Each layer is a coroutine frame
-    held for the life of a stream, and three are `AsyncExitStack`s (a deque each). What the endpoint
+    Starlette and FastAPI would otherwise put the request through four more layers first (Starlette's
+    exception middleware, FastAPI's exit-stack middleware, the router's match over every route, and the
+    route's exception wrapper with two more exit stacks), none of which a direct endpoint uses: it takes
+    no dependencies and returns a ready response. Each layer is a coroutine frame held for the life of a
+    stream, and three are `AsyncExitStack`s (a deque each). What the endpoint
     raises is answered as FastAPI would have: by the app's handler for that exception (a `GatewayError`
     becomes the format's error body), and anything without one goes on to RequestContextMiddleware (the
     last-resort 500). The scope carries the route as the router would have set it (the span's http.route).

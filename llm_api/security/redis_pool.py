@@ -51,7 +51,7 @@ class GatewayConnectionPool(_BlockingPool):  # type: ignore[misc]  # an untyped 
             return
         await super().release(connection)
 
-    def reset(self) -> None:  # also called by the base constructor
+    def reset(self) -> None:  # the base forgets every connection: so does the idle stack
         self._idle = []
         super().reset()
 
