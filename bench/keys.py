@@ -1,24 +1,18 @@
 """Managed keys on a bench gateway: the admin key and prices its environment needs, and the key it creates.
 
 "Everything on" (issue 12) includes a managed key with a token limit and a budget, so every all-on gateway
-gets `ADMIN_API_KEY` and `MODEL_PRICES` and, once it answers, one key created with `POST /admin/keys`.
+gets `ADMIN_API_KEY` and, once it answers, one key created with `POST /admin/keys`. Its budget is priced
+from the `genai-prices` table, as an operator's is by default (no MODEL_PRICES): every settlement costs
+the usage at the package's price, tiers included.
 """
 
 from __future__ import annotations
 
-import json
-
 import httpx
 
 from bench.load import Target
-from bench.upstream import MODEL_ANTHROPIC, MODEL_OPENAI
 
 ADMIN_KEY = "bench-admin-key-0001"
-# List prices (USD per million tokens) of the two bench models, so that no run depends on the package's table.
-MODEL_PRICES = {
-    MODEL_ANTHROPIC: {"input_usd_per_mtok": 5.0, "output_usd_per_mtok": 25.0},
-    MODEL_OPENAI: {"input_usd_per_mtok": 2.5, "output_usd_per_mtok": 10.0},
-}
 # Far above what one run spends (at most ~0.002 USD and ~80 tokens a request, some 10^5 requests): every
 # request is admitted, and each still takes the reservation and reconciliation a budgeted key takes.
 BUDGETED_KEY = {
@@ -33,7 +27,7 @@ NO_ADMIN_API = "no admin API in this build (issue 10, branches store and limits,
 
 def admin_env() -> dict[str, str]:
     """What a gateway needs for managed keys besides its own DATABASE_URL (bench.gateway.start_gateway)."""
-    return {"ADMIN_API_KEY": ADMIN_KEY, "MODEL_PRICES": json.dumps(MODEL_PRICES)}
+    return {"ADMIN_API_KEY": ADMIN_KEY}
 
 
 def limits() -> dict[str, object]:

@@ -220,8 +220,8 @@ def _keys_lines(results: dict[str, Any], c: int) -> list[str]:
     direct = direct_node(results, "anthropic")
     limits = ", ".join(f"{k}={v}" for k, v in (keys.get("limits") or {}).items())
     lines += [
-        "One gateway with DATABASE_URL (SQLite), ADMIN_API_KEY, MODEL_PRICES and GATEWAY_CONFIG: the",
-        "plain key is from API_KEYS (global limits), the budgeted one was created with `POST /admin/keys`",
+        "One gateway with DATABASE_URL (SQLite), ADMIN_API_KEY and GATEWAY_CONFIG (genai-prices' table):",
+        "the plain key is from API_KEYS (global limits), the budgeted one was made by `POST /admin/keys`",
         f"({limits}).",
         "",
         *_json_header("key", c, "vs plain key"),

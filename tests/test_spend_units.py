@@ -6,8 +6,11 @@ import math
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import genai_prices
 import pytest
-from hypothesis import given
+from genai_prices import data_snapshot
+from genai_prices.types import ModelPrice
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from llm_api.chat_model import Chat, Image, Message, Text, Tool
@@ -16,6 +19,7 @@ from llm_api.config import Settings
 from llm_api.spend import PriceTable, cost, estimate_chat_tokens, estimate_tokens, worst_case_cost
 from llm_api.spend.headers import duration
 from llm_api.spend.periods import period_window
+from llm_api.spend.prices import Price, package_terms
 from llm_api.spend.types import KeyLimits, TokenWindow, parse_token_limit
 
 ENGLISH = (
@@ -62,6 +66,66 @@ def test_costs_follow_the_price_and_the_worst_case_bounds_them() -> None:
     flat = PriceTable('{"m": {"input_usd_per_mtok": 3, "output_usd_per_mtok": 15}}').price_for("m")
     assert flat is not None
     assert cost(NeutralUsage(1_000_000, 1_000_000), flat) == Decimal(18)
+
+
+def _package_models() -> list[tuple[str, ModelPrice]]:
+    now = datetime.now(UTC)
+    return [
+        (f"{provider.id}/{model.id}", model.get_prices(now))
+        for provider in data_snapshot.get_snapshot().providers
+        for model in provider.models
+    ]
+
+
+_USAGE_COUNTS = st.one_of(st.just(0), st.just(1), st.integers(0, 3_000_000))
+
+
+@settings(max_examples=40, deadline=None)
+@example(NeutralUsage(200_000, 10))  # on the usual tier start: the base rate still
+@example(NeutralUsage(199_000, 10, cache_read_tokens=1_000, cache_write_tokens=1))  # above it, by the cache
+@given(st.tuples(_USAGE_COUNTS, _USAGE_COUNTS, _USAGE_COUNTS, _USAGE_COUNTS).map(lambda t: NeutralUsage(*t)))
+def test_the_cost_of_a_package_price_is_the_packages_own_to_the_last_digit(usage: NeutralUsage) -> None:
+    """`cost` works the package's sum out itself (tiers included); it must be the Decimal the package's
+    `calc_price` gives, for every entry it does so for."""
+    worked_out = 0
+    for name, package_price in _package_models():
+        terms = package_terms(package_price)
+        if terms is None:
+            continue
+        worked_out += 1
+        price = Price(Decimal(1), Decimal(1), Decimal(1), Decimal(1), "test", package_price, terms)
+        expected = package_price.calc_price(
+            genai_prices.Usage(
+                input_tokens=usage.prompt_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+            )
+        )["total_price"]
+        got = cost(usage, price)
+        assert (str(got), name) == (str(expected), name)
+    assert worked_out > 1500  # most of the table, not a corner of it
+
+
+def test_the_bench_and_vendor_models_are_costed_without_the_packages_calculation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The package's `calc_price` costs ~190 µs a call (a fifth of a request's CPU): the common models'
+    prices, tiered or not, never reach it; a price `cost` cannot work out still does."""
+    table = PriceTable()
+    models = ("claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5", "gpt-4o", "gpt-4.1", "gpt-4o-mini")
+    prices = {model: table.price_for(model) for model in models}
+    expected = {model: cost(NeutralUsage(250_000, 900), price) for model, price in prices.items() if price}
+
+    def refuse(*_: object, **__: object) -> object:
+        raise AssertionError("the package's calc_price was called")
+
+    monkeypatch.setattr(ModelPrice, "calc_price", refuse)
+    assert len(expected) == len(models)
+    for model, price in prices.items():
+        assert price is not None and cost(NeutralUsage(250_000, 900), price) == expected[model]
+    per_request = ModelPrice(input_mtok=Decimal(1), output_mtok=Decimal(2), requests_kilo=Decimal(3))
+    assert package_terms(per_request) is None
 
 
 @pytest.mark.parametrize(
