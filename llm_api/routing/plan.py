@@ -67,6 +67,11 @@ class Planner:
         models = alias.targets if alias is not None else [requested]
         return tuple(dict.fromkeys(d.name for model in models for d in self._serves(model)))
 
+    def target_models(self, requested: str) -> tuple[str, ...]:
+        """The models a request for `requested` may be served by: an alias's targets, else itself."""
+        alias = self._config.aliases.get(requested)
+        return tuple(alias.targets) if alias is not None else (requested,)
+
     def plan(self, requested: str, *, in_flight: Mapping[str, int] | None = None) -> Plan:
         """The ordered targets for `requested`; NotFound (404) when nothing serves it."""
         alias = self._config.aliases.get(requested)

@@ -67,6 +67,10 @@ class Router:
             in_flight = await self.breaker.in_flight(self._planner.candidates(requested))
         return self._planner.plan(requested, in_flight=in_flight)
 
+    def target_models(self, requested: str) -> tuple[str, ...]:
+        """The models that may serve a request for `requested` (what its reservation is priced by)."""
+        return self._planner.target_models(requested)
+
     def budget(self) -> AttemptBudget:
         """A fresh budget of router.max_attempts_total upstream attempts, for one request."""
         return AttemptBudget(self.config.router.max_attempts_total)

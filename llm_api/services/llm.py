@@ -315,6 +315,14 @@ class ChatService:
             return await (self.relay(call) if call.relayed else self.complete(call))
         return await self._runner().answer(call)
 
+    def served_by(self, call: PreparedCall | RoutedCall) -> tuple[str, ...]:
+        """The models that may serve `call`, whose prices its reservation must cover: a routed alias's
+        targets (a fallback may be dearer than the first), else the model itself."""
+        if isinstance(call, RoutedCall):
+            assert self._router is not None, "a RoutedCall comes only from a service with a router"
+            return self._router.target_models(call.requested)
+        return (call.request.model,)
+
     def stream_answer(self, call: PreparedCall | RoutedCall) -> AsyncGenerator[StreamItem, None]:
         """`stream`, or for a routed call `RoutedRunner.stream` along its plan (no wrapper generator:
         nothing added per chunk)."""

@@ -96,6 +96,7 @@ def record_served(chain: RouteChain, extra_headers: Mapping[str, str]) -> None:
         return
     context.provider = served.deployment.provider
     context.model_served = served.model
+    context.target_model = served.model
     context.response_headers.update(
         {
             "X-LLM-Model": served.model,

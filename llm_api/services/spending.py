@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TypeVar
 
 import orjson
@@ -34,7 +35,7 @@ from llm_api.services.providers.base import Outcome, RawFrames, RelayedResponse,
 from llm_api.services.routed import RoutedCall
 from llm_api.spend import Reservation, SpendGuard, estimate_chat_tokens, estimate_tokens
 from llm_api.spend.estimate import estimate_body_tokens
-from llm_api.utils.context import request_context
+from llm_api.utils.context import RequestContext, request_context
 
 Answer = TypeVar("Answer", ChatResult, RelayedResponse, ChatResult | RelayedResponse)
 
@@ -128,11 +129,18 @@ class ChatSpend:
 
     async def settle_estimated(self, output_tokens: int) -> None:
         context = request_context()
+        if context is not None and context.cache_hit:
+            await asyncio.shield(asyncio.ensure_future(self._settle_cache_hit(context)))
+            return
         if context is not None:
             context.input_tokens = self.input_estimate
             context.output_tokens = output_tokens
         settle = self.guard.settle(
-            self.reservation, input_tokens=self.input_estimate, output_tokens=output_tokens, estimated=True
+            self.reservation,
+            input_tokens=self.input_estimate,
+            output_tokens=output_tokens,
+            estimated=True,
+            served_model=context.target_model if context is not None else None,
         )
         # Shielded: runs to the end even when the request's task is being cancelled.
         await asyncio.shield(asyncio.ensure_future(settle))
@@ -140,6 +148,9 @@ class ChatSpend:
     async def settle(self, outcome: Outcome | ChatResult | RelayedResponse) -> None:
         usage = outcome.usage
         context = request_context()
+        if context is not None and context.cache_hit:
+            await self._settle_cache_hit(context)
+            return
         if context is not None and outcome.model:
             context.model_served = outcome.model
         await self.guard.settle(
@@ -148,7 +159,15 @@ class ChatSpend:
             output_tokens=usage.output_tokens,
             cache_read_tokens=usage.cache_read_tokens,
             cache_write_tokens=usage.cache_write_tokens,
+            served_model=context.target_model if context is not None else None,
         )
+
+    async def _settle_cache_hit(self, context: RequestContext) -> None:
+        """An answer from the response cache went nowhere upstream: nothing is billed, no token is
+        counted, and the hold is given back (its ledger row: no tokens, 0 USD)."""
+        context.cost_usd = Decimal(0)
+        context.price_version = self.guard.prices.version
+        await self.guard.release(self.reservation)
 
     async def answer(self, pending: Awaitable[Answer]) -> Answer:
         try:
@@ -216,6 +235,7 @@ class MeteredChat:
             input_tokens=estimate,
             max_output_tokens=worst_case_output(guard, call),
             charge=charge,
+            served_by=service.served_by(call),
         )
         return cls(service, ChatSpend(guard, reservation, estimate))
 

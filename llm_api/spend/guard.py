@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,16 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from llm_api.chat_model import Usage
 from llm_api.errors import (
-    BudgetExceeded,
     BudgetUnavailable,
     ModelPriceUnknown,
     RateLimitBackendUnavailable,
 )
 from llm_api.security.redis_link import RedisDown, RedisLink
-from llm_api.spend.headers import token_headers, token_refusal
+from llm_api.spend.headers import answer_reservation
 from llm_api.spend.local import LocalSpend
 from llm_api.spend.periods import PeriodWindow, period_window
-from llm_api.spend.prices import NANO, PriceTable, cost, to_nano_usd, worst_case_cost
+from llm_api.spend.prices import NANO, PriceTable, cost, dearest_worst_case, to_nano_usd
 from llm_api.spend.redis_spend import RedisSpend, spend_keys
 from llm_api.spend.types import (
     MINUTE_S,
@@ -143,13 +143,15 @@ class SpendGuard:
         input_tokens: int,
         max_output_tokens: int,
         charge: KeyCharge | None = None,
+        served_by: Sequence[str] = (),
     ) -> Reservation:
         """Hold the request's worst case, or raise RateLimited (429), BudgetExceeded (402),
         ModelPriceUnknown (400) or a 503; the token headers go into the request context. A pending
-        rate-limit `charge` of the key is charged first, in the reservation's round trip where it can be."""
+        rate-limit `charge` of the key is charged first, in the reservation's round trip where it can be.
+        `served_by`: the models that may answer a routed `model` (an alias's targets), priced each."""
         try:
             reservation, nano, period = self._worst_case(
-                key_id, limits, model, input_tokens, max_output_tokens
+                key_id, limits, model, input_tokens, max_output_tokens, served_by
             )
             return await self._hold(reservation, nano, period, charge)
         except Exception:
@@ -158,20 +160,29 @@ class SpendGuard:
             raise
 
     def _worst_case(
-        self, key_id: str, limits: KeyLimits, model: str, input_tokens: int, max_output_tokens: int
+        self,
+        key_id: str,
+        limits: KeyLimits,
+        model: str,
+        input_tokens: int,
+        max_output_tokens: int,
+        served_by: Sequence[str] = (),
     ) -> tuple[Reservation, int, PeriodWindow | None]:
-        """The reservation of the request's worst case, its cost in nano-USD, and its budget period."""
-        price = self.prices.price_for(model)
-        if limits.budgeted and price is None:
-            raise ModelPriceUnknown(
-                f"model '{model}' has no known price, and this key has a budget: "
-                "use a priced model (or ask the operator to add it to MODEL_PRICES)"
-            )
+        """The reservation of the request's worst case, its cost in nano-USD, and its budget period.
+        A routed request's worst case is its dearest target's (any target may end up serving it)."""
+        routed = tuple(served_by) not in ((), (model,))
+        target_prices = {name: self.prices.price_for(name) for name in (served_by if routed else (model,))}
+        if limits.budgeted:
+            for name, known in target_prices.items():
+                if known is None:
+                    target = f" (a target of '{model}')" if routed else ""
+                    raise ModelPriceUnknown(
+                        f"model '{name}'{target} has no known price, and this key has a budget: "
+                        "use a priced model (or ask the operator to add it to MODEL_PRICES)"
+                    )
         tokens = input_tokens + max_output_tokens
-        worst = (
-            worst_case_cost(input_tokens=input_tokens, output_tokens=max_output_tokens, price=price)
-            if price is not None
-            else None
+        price, worst = dearest_worst_case(
+            target_prices.values(), input_tokens=input_tokens, output_tokens=max_output_tokens
         )
         nano = to_nano_usd(worst) if worst is not None else 0
         period = period_window(limits.budget_period) if limits.budgeted else None
@@ -186,6 +197,7 @@ class SpendGuard:
             period=period.ident if period else None,
             period_ttl_s=period.ttl_s(datetime.now(UTC)) if period else None,
             shared=self._redis is not None,
+            target_prices=target_prices if routed else None,
         )
         return reservation, nano, period
 
@@ -246,7 +258,7 @@ class SpendGuard:
                         period="none",
                         record_only=True,
                     )
-        self._answer(result, reservation, limits)
+        answer_reservation(result, tokens=reservation.tokens, limits=limits)
         return reservation
 
     def _reserve_locally(
@@ -271,19 +283,6 @@ class SpendGuard:
             ),
             period=period.ident if period else "none",
         )
-
-    def _answer(self, result: ReserveResult, reservation: Reservation, limits: KeyLimits) -> None:
-        headers = token_headers(result)
-        context = request_context()
-        if context is not None:
-            context.response_headers.update(headers)
-        if result.status is ReserveStatus.OVER_BUDGET:
-            raise BudgetExceeded(
-                f"budget exceeded: this key may spend {limits.budget_usd} USD per {limits.budget_period}, "
-                "and this request's worst case does not fit in what is left"
-            )
-        if result.status in (ReserveStatus.OVER_TOKENS, ReserveStatus.TOO_LARGE):
-            raise token_refusal(result, requested=reservation.tokens)
 
     async def start_at_zero(self, key_id: str, limits: KeyLimits) -> None:
         """A key created a moment ago has spent nothing: its period's spend is known (zero) without the
@@ -322,15 +321,21 @@ class SpendGuard:
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
         estimated: bool = False,
+        served_model: str | None = None,
     ) -> Decimal | None:
-        """Replace the reservation by the actual usage; its cost in USD (None: the model has no price)."""
+        """Replace the reservation by the actual usage; its cost in USD (None: the model has no price).
+        A routed request is billed at the price of the target that served (`served_model`)."""
         usage = Usage(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
-        spent = cost(usage, reservation.price) if reservation.price is not None else None
+        price = reservation.price
+        targets = reservation.target_prices
+        if targets is not None and served_model is not None and served_model in targets:
+            price = targets[served_model]
+        spent = cost(usage, price) if price is not None else None
         context = request_context()
         if context is not None:
             context.cost_usd = spent
             context.usage_estimated = estimated
-            context.price_version = self.prices.version if reservation.price is not None else None
+            context.price_version = self.prices.version if price is not None else None
             context.cache_read_tokens = cache_read_tokens
             context.cache_write_tokens = cache_write_tokens
         tokens = usage.prompt_tokens + output_tokens

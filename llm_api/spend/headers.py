@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from llm_api.errors import RateLimited
-from llm_api.spend.types import ReserveResult, ReserveStatus
+from llm_api.errors import BudgetExceeded, RateLimited
+from llm_api.spend.types import KeyLimits, ReserveResult, ReserveStatus
+from llm_api.utils.context import request_context
 
 
 def duration(ms: int) -> str:
@@ -45,3 +46,18 @@ def token_refusal(result: ReserveResult, *, requested: int) -> RateLimited:
         f"token rate limit exceeded: {result.limit} tokens per window, this request may use {requested}",
         headers=headers,
     )
+
+
+def answer_reservation(result: ReserveResult, *, tokens: int, limits: KeyLimits) -> None:
+    """The token headers into the request context; BudgetExceeded (402) or the token refusal (429, also
+    for a request larger than the limit itself) unless the `tokens` were reserved."""
+    context = request_context()
+    if context is not None:
+        context.response_headers.update(token_headers(result))
+    if result.status is ReserveStatus.OVER_BUDGET:
+        raise BudgetExceeded(
+            f"budget exceeded: this key may spend {limits.budget_usd} USD per {limits.budget_period}, "
+            "and this request's worst case does not fit in what is left"
+        )
+    if result.status in (ReserveStatus.OVER_TOKENS, ReserveStatus.TOO_LARGE):
+        raise token_refusal(result, requested=tokens)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
@@ -253,3 +254,18 @@ NANO = Decimal("1e-9")
 def to_nano_usd(amount: Decimal, *, round_up: bool = True) -> int:
     """USD as whole nano-dollars (what Redis counts): rounded up for spend, down for a budget."""
     return int((amount / NANO).to_integral_value(rounding=ROUND_CEILING if round_up else "ROUND_FLOOR"))
+
+
+def dearest_worst_case(
+    prices: Iterable[Price | None], *, input_tokens: int, output_tokens: int
+) -> tuple[Price | None, Decimal | None]:
+    """Of several models that may serve a request, the price with the highest worst case, and that
+    worst case (None, None: none is priced)."""
+    dearest: tuple[Price | None, Decimal | None] = (None, None)
+    for price in prices:
+        if price is None:
+            continue
+        worst = worst_case_cost(input_tokens=input_tokens, output_tokens=output_tokens, price=price)
+        if dearest[1] is None or worst > dearest[1]:
+            dearest = (price, worst)
+    return dearest

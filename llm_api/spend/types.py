@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -117,6 +117,9 @@ class Reservation:
     period: str | None  # the budget period's id, when the key has a budget
     period_ttl_s: int | None
     shared: bool  # made in Redis (False: in this worker's memory)
+    # A routed request's targets and their prices (None: one model, priced by `price`): the target that
+    # served is billed at its own price; `price` (the worst case's) is the dearest of them.
+    target_prices: Mapping[str, Price | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

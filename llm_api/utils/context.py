@@ -34,6 +34,7 @@ class RequestContext:
     # Router (GATEWAY_CONFIG): the model that served (what the ledger prices), the chain tried
     # (RouteChain.as_records(): names, outcomes, error types) and how many fallbacks it took.
     model_served: str | None = None  # the model the provider says answered
+    target_model: str | None = None  # the gateway file's target that served: its price is billed
     route: list[dict[str, object]] | None = None
     fallbacks: int = 0
     cache_hit: bool = False  # answered from the response cache: no upstream call, no tokens
