@@ -82,7 +82,7 @@ def serving_records(gateway: Gateway) -> list[dict[str, Any]]:
     return [r for r in gateway.log_records() if r.get("message") == "worker serving"]
 
 
-def test_workers_run_uvloop_and_httptools(doomed_gateway: Gateway) -> None:
+def test_workers_run_uvloop_and_httptools_with_the_gc_tuned(doomed_gateway: Gateway) -> None:
     records = wait_until(
         lambda: len(serving_records(doomed_gateway)) == 2 and serving_records(doomed_gateway)
     )
@@ -90,6 +90,7 @@ def test_workers_run_uvloop_and_httptools(doomed_gateway: Gateway) -> None:
         assert record["event_loop"] == "uvloop.Loop"
         assert record["http_protocol"] == "httptools"
         assert record["graceful_shutdown_s"] == 25
+        assert record["gc_threshold"][0] == 5_000  # the GC's young generation, tuned (llm_api.worker)
         assert record["pid"] != doomed_gateway.proc.pid
     # And the extension modules are really mapped in the live workers (the master's children). Polled: a
     # child caught between fork and import still has only the master's mappings (seen once in CI).

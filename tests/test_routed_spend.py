@@ -82,11 +82,8 @@ def client(gateway: Gateway, key: str) -> openai.OpenAI:
 
 
 def ask(gateway: Gateway, key: str, model: str, prompt: str = "hello", **extra: Any) -> Any:
-    return (
-        client(gateway, key)
-        .chat.completions.with_raw_response.create(
-            model=model, messages=[{"role": "user", "content": prompt}], max_tokens=100, **extra
-        )
+    return client(gateway, key).chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": prompt}], max_tokens=100, **extra
     )
 
 
@@ -166,7 +163,9 @@ def test_an_answer_from_the_cache_costs_nothing(gateway: Gateway, emu: Emulator,
     assert hit.parse().usage.completion_tokens == miss.parse().usage.completion_tokens  # the same answer
     body = {"model": "remembered", "messages": [{"role": "user", "content": prompt}], "max_tokens": 100}
     with (
-        httpx.Client(base_url=gateway.base_url, headers={"Authorization": f"Bearer {created['key']}"}) as http,
+        httpx.Client(
+            base_url=gateway.base_url, headers={"Authorization": f"Bearer {created['key']}"}
+        ) as http,
         http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as streamed,
     ):
         assert streamed.headers["x-llm-cache"] == "hit"
