@@ -174,6 +174,7 @@ class RequestContextMiddleware:
                 "ttft_ms": round(context.ttft_ms, 3) if context.ttft_ms is not None else None,
                 "error_type": context.error_type,
                 **({"route": context.route, "fallbacks": context.fallbacks} if context.route else {}),
+                **({"cache_hit": True} if context.cache_hit else {}),
             },
         )
 
@@ -216,4 +217,5 @@ def ledger_row(context: RequestContext, *, status: int, latency_ms: float) -> Us
         attempts=context.attempts,
         latency_ms=latency_ms,
         ttft_ms=context.ttft_ms,
+        cache_hit=context.cache_hit,
     )

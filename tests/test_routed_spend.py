@@ -173,10 +173,10 @@ def test_an_answer_from_the_cache_costs_nothing(gateway: Gateway, emu: Emulator,
     assert len(emu.requests()) == 1
 
     paid, *replayed = rows_of(database, created["id"], 3)
-    assert paid["cost_usd"] == priced(paid, CHEAP) > 0
-    assert [(row["cost_usd"], row["input_tokens"], row["output_tokens"]) for row in replayed] == [
-        (Decimal(0), None, None)
-    ] * 2
+    assert paid["cost_usd"] == priced(paid, CHEAP) > 0 and paid["cache_hit"] is False
+    assert [
+        (row["cost_usd"], row["input_tokens"], row["output_tokens"], row["cache_hit"]) for row in replayed
+    ] == [(Decimal(0), None, None, True)] * 2
     assert wait_until(
         lambda: abs(period_spend(gateway, created["id"]) - float(paid["cost_usd"])) < 1e-9, timeout=10
     )

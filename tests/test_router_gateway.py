@@ -330,7 +330,9 @@ def test_the_cache_answers_the_same_request_without_an_upstream_call(gw: Gateway
     assert other.headers["x-llm-cache"] == "miss"
     assert len(emu2.requests()) == 2
     hit_line = [r for r in gw.log_records() if r.get("request_id") == second.headers["x-request-id"]]
-    assert hit_line and hit_line[0].get("input_tokens") is None
+    assert hit_line and hit_line[0].get("input_tokens") is None and hit_line[0]["cache_hit"] is True
+    miss_line = [r for r in gw.log_records() if r.get("request_id") == first.headers["x-request-id"]]
+    assert miss_line and "cache_hit" not in miss_line[0]
 
 
 def test_a_cached_answer_replays_as_a_real_stream_in_the_endpoints_format(

@@ -51,6 +51,7 @@ class UsageRow:
     attempts: int
     latency_ms: float
     ttft_ms: float | None
+    cache_hit: bool = False  # answered by the response cache: no upstream call, no tokens, 0 USD
 
     @property
     def failed(self) -> bool:

@@ -27,7 +27,7 @@ log = logging.getLogger("llm_api.store")
 SCRIPT_LOCATION = "llm_api.store:migrations"
 # The newest revision in migrations/versions (a test checks it). Known here so that a worker finding the
 # schema up to date never imports Alembic (seconds of start-up on a busy machine).
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 # Any constant works; this one spells "llm-api" in ASCII so that it reads as ours in pg_locks.
 ADVISORY_LOCK_ID = 0x6C6C6D2D617069
 

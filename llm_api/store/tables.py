@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
+    false,
 )
 
 NANOS_PER_USD = 1_000_000_000
@@ -115,6 +116,7 @@ usage_events = Table(
     Column("attempts", Integer, nullable=False),
     Column("latency_ms", Float, nullable=False),
     Column("ttft_ms", Float),
+    Column("cache_hit", Boolean, nullable=False, server_default=false()),  # answered by the response cache
     Index("ix_usage_events_key_id_time", "key_id", "time"),
     Index("ix_usage_events_time", "time"),
 )
