@@ -21,7 +21,7 @@ from sqlalchemy import Connection, inspect
 from llm_api.store.migrate import head_revision, migrate
 from llm_api.store.periods import period_start
 from llm_api.store.store import Store
-from llm_api.store.tables import metadata
+from llm_api.store.tables import metadata, usage_events
 from tests.pg import postgres_database
 from tests.support import ROOT, async_wait_until
 
@@ -64,6 +64,46 @@ async def test_migrations_build_the_schema_of_tables_py(database_url: str) -> No
             assert await conn.run_sync(_revision) == head_revision()
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         assert {"api_keys", "api_key_secrets", "usage_events", "usage_daily", "alembic_version"} <= tables
+    finally:
+        await store.aclose()
+
+
+async def test_a_ledger_from_revision_0001_keeps_its_rows_as_upstream_answers(database_url: str) -> None:
+    """An operator upgrading a database that already holds usage: revision 0002 adds `cache_hit`, false
+    for every earlier row, and new rows say whether the cache answered them."""
+    from alembic import command
+
+    from llm_api.store.database import create_engine
+    from llm_api.store.migrate import alembic_config
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0001"))
+            # Only the columns revision 0001 has (cache_hit has no client-side default: it is left out).
+            await conn.execute(
+                usage_events.insert().values(
+                    request_id="req-old",
+                    time=dt.datetime(2026, 11, 30, tzinfo=UTC),
+                    endpoint="/v1/chat",
+                    stream=False,
+                    status=200,
+                    usage_estimated=False,
+                    attempts=1,
+                    latency_ms=3.5,
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert await migrate(database_url) is True
+    store = await Store.open(database_url)
+    try:
+        hit = _row("key-a", when=dt.datetime.now(UTC), cost="0", request_id="req-hit", cache_hit=True)
+        await store.ledger.insert([hit])
+        rows = {row["request_id"]: row for row in await store.ledger.rows()}
+        assert (rows["req-old"]["cache_hit"], rows["req-hit"]["cache_hit"]) == (False, True)
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
     finally:
         await store.aclose()
 
