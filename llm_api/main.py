@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -108,12 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if gateway is None:
             providers = ProviderRegistry.from_settings(settings)
             catalog = ModelCatalog(settings.models, configured_providers=providers.configured)
-            if settings.cache_enabled:
-                # The cache sits in the router (answers are cached translated, for any endpoint's format).
-                logging.getLogger("llm_api").warning(
-                    "CACHE_ENABLED=true caches nothing without GATEWAY_CONFIG: the response cache applies "
-                    "to routed requests (a gateway file with the deployments)"
-                )
+            if settings.cache_enabled and settings.redis_url is not None:
+                # The response cache's client (no router: the cache wraps the one provider of a model).
+                router_redis = redis_from_url(settings.redis_url, timeout_s=settings.router_redis_timeout_s)
         else:
             providers = ProviderRegistry.from_gateway(settings, gateway)
             catalog = ModelCatalog.from_gateway(gateway)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from llm_api.chat_model import EMPTY, Chat
 from llm_api.routing.budget import RetryBudget
 from llm_api.services.capabilities import ModelCapabilities
 from llm_api.services.providers.base import Provider, ProviderRequest
+
+if TYPE_CHECKING:
+    from llm_api.services.routed import CacheLookup
 
 MAX_NAMED_PARAMS = 32
 
@@ -55,6 +58,8 @@ class PreparedCall:
     # Routed calls: the deployment's name (telemetry) and the request's attempt budget (retries).
     deployment: str | None = None
     budget: RetryBudget | None = None
+    # Without a router, with CACHE_ENABLED: this request's view of the response cache (direct_cache.py).
+    cache: CacheLookup | None = None
 
     @property
     def relayed(self) -> bool:

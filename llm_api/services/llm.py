@@ -26,6 +26,7 @@ from llm_api.routing.cache import ResponseCache
 from llm_api.routing.router import Router
 from llm_api.services.calls import PreparedCall, WireRequest
 from llm_api.services.capabilities import CapabilityTable, ModelCapabilities
+from llm_api.services.direct_cache import cache_lookup, cached_answer, cached_stream, wire_cache_lookup
 from llm_api.services.providers.base import (
     Outcome,
     Provider,
@@ -89,6 +90,8 @@ class ChatService:
             if router is not None
             else None
         )
+        # Without a router, CACHE_ENABLED caches around the one provider a model goes to (direct_cache.py).
+        self._direct_cache = cache if router is None and cache_enabled else None
         self._providers = providers
         self._capabilities = capabilities
         self._retry = retry_policy
@@ -140,7 +143,12 @@ class ChatService:
                 cache_control=cache_control,
             )
         provider, caps = self._route(model, stream=chat.stream)
-        return self.fit_chat(chat, model, provider, caps, names=names, defaulted=defaulted)
+        prepared = self.fit_chat(chat, model, provider, caps, names=names, defaulted=defaulted)
+        if self._direct_cache is not None:
+            lookup = cache_lookup(self._direct_cache, chat, model, cache_control)
+            if lookup is not None:
+                return dataclasses.replace(prepared, cache=lookup)
+        return prepared
 
     def fit_chat(
         self,
@@ -203,7 +211,14 @@ class ChatService:
             self._note_request(model, stream=wire.stream)
             return RoutedCall(model, wire.stream, wire=wire, names=wire.names, cache_control=cache_control)
         provider, caps = self._route(model, stream=wire.stream)
-        if provider.wire_format != wire.wire_format:
+        relayable = provider.wire_format == wire.wire_format
+        lookup = None
+        if self._direct_cache is not None:
+            lookup = wire_cache_lookup(self._direct_cache, wire, model, cache_control, relayable=relayable)
+        if lookup is not None:
+            prepared = self.fit_chat(lookup.chat, model, provider, caps, names=wire.names)
+            return dataclasses.replace(prepared, cache=lookup)
+        if not relayable:
             chat = wire.decode(wire.body)
             return self.fit_chat(chat, chat.model or model, provider, caps, names=wire.names)
         return self.fit_wire(wire, model, provider, caps)
@@ -312,6 +327,10 @@ class ChatService:
         """The whole answer: relayed bytes (a same-vendor call) or a neutral result (translated). A routed
         call goes through its plan's targets (`RoutedRunner.answer`)."""
         if isinstance(call, PreparedCall):
+            if call.cache is not None:
+                return await cached_answer(
+                    call.cache, lambda: self.complete(call), provider=call.provider.name
+                )
             return await (self.relay(call) if call.relayed else self.complete(call))
         return await self._runner().answer(call)
 
@@ -326,7 +345,11 @@ class ChatService:
     def stream_answer(self, call: PreparedCall | RoutedCall) -> AsyncGenerator[StreamItem, None]:
         """`stream`, or for a routed call `RoutedRunner.stream` along its plan (no wrapper generator:
         nothing added per chunk)."""
-        return self.stream(call) if isinstance(call, PreparedCall) else self._runner().stream(call)
+        if isinstance(call, PreparedCall):
+            if call.cache is not None:
+                return cached_stream(call.cache, self.stream(call), provider=call.provider.name)
+            return self.stream(call)
+        return self._runner().stream(call)
 
     def _runner(self) -> RoutedRunner:
         assert self._routed is not None, "a RoutedCall comes only from a service with a router"

@@ -136,13 +136,15 @@ class CacheLookup:
 
     async def put(self, result: ChatResult, chain: RouteChain) -> None:
         """Store a complete answer, if this request's Cache-Control allows it."""
-        if not self.control.write:
-            return
         served = chain.served
-        await self.cache.put(
-            self.chat,
+        await self.store(
             result,
-            key_id=self.key_id,
             provider=served.deployment.provider if served else None,
             deployment=served.deployment.name if served else None,
         )
+
+    async def store(self, result: ChatResult, *, provider: str | None, deployment: str | None) -> None:
+        """`put` with what served it named directly (the path without a router)."""
+        if not self.control.write:
+            return
+        await self.cache.put(self.chat, result, key_id=self.key_id, provider=provider, deployment=deployment)

@@ -1,0 +1,105 @@
+"""The response cache without a gateway file (CACHE_ENABLED=true, REDIS_URL, no GATEWAY_CONFIG): the same
+cache as the router's (`llm_api.routing.cache`), around the one provider a model goes to.
+
+As on the routed path, a request the cache may store is translated rather than relayed, so the stored
+answer is the neutral one and replays alike on every endpoint, as JSON or as a real stream; Cache-Control
+`no-store` leaves the request as it was (relayed to its own vendor), `no-cache` skips the lookup and
+stores the fresh answer. The answer is stored only once it is complete: never an error, nor a stream that
+failed or was cancelled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncGenerator, Awaitable, Callable
+
+from llm_api.chat_model import Chat, ChatResult, EventBatch
+from llm_api.errors import UnsupportedParameter
+from llm_api.routing.cache import ResponseCache, parse_cache_control
+from llm_api.routing.replay import ResultBuilder
+from llm_api.services.calls import WireRequest
+from llm_api.services.providers.base import Outcome, RelayedResponse, StreamItem
+from llm_api.services.routed import CacheLookup
+from llm_api.utils.context import request_context
+
+
+def wire_cache_lookup(
+    cache: ResponseCache, wire: WireRequest, model: str, cache_control: str | None, *, relayable: bool
+) -> CacheLookup | None:
+    """`cache_lookup` for a vendor-format request, decoded to its neutral form even for its own vendor
+    (the cached answer is the neutral one). A request for its own vendor that the neutral model cannot
+    hold is relayed as before, uncached."""
+    if not _reads_or_writes(cache_control):
+        return None
+    try:
+        chat = wire.decode(wire.body)
+    except UnsupportedParameter:
+        if not relayable:
+            raise
+        _say_miss()
+        return None
+    return cache_lookup(cache, chat, model, cache_control)
+
+
+def _reads_or_writes(cache_control: str | None) -> bool:
+    control = parse_cache_control(cache_control)
+    if control.read or control.write:
+        return True
+    _say_miss()
+    return False
+
+
+def _say_miss() -> None:
+    context = request_context()
+    if context is not None:
+        context.response_headers["X-LLM-Cache"] = "miss"
+
+
+def cache_lookup(
+    cache: ResponseCache, chat: Chat, model: str, cache_control: str | None
+) -> CacheLookup | None:
+    """The cache's view of a request for `model` (its canonical request, scoped to the calling key), or
+    None when Cache-Control says neither to read nor to write (the response then says `miss`)."""
+    if not _reads_or_writes(cache_control):
+        return None
+    control = parse_cache_control(cache_control)
+    context = request_context()
+    canonical = dataclasses.replace(chat, model=model)
+    return CacheLookup(cache, canonical, key_id=context.key_id if context else None, control=control)
+
+
+async def cached_answer(
+    lookup: CacheLookup, produce: Callable[[], Awaitable[ChatResult | RelayedResponse]], *, provider: str
+) -> ChatResult | RelayedResponse:
+    """The stored answer, else the provider's (stored when complete and neutral)."""
+    hit = await lookup.get()
+    if hit is not None:
+        return hit.result
+    value = await produce()
+    if isinstance(value, ChatResult):
+        await lookup.store(value, provider=provider, deployment=None)
+    return value
+
+
+async def cached_stream(
+    lookup: CacheLookup, items: AsyncGenerator[StreamItem, None], *, provider: str
+) -> AsyncGenerator[StreamItem, None]:
+    """The stored answer replayed as a stream, else the provider's stream (stored once it ended)."""
+    hit = await lookup.get()
+    if hit is not None:
+        await items.aclose()  # never started: nothing was sent upstream
+        yield EventBatch(tuple(hit.events()))
+        yield Outcome(hit.result.id, hit.result.model, hit.result.stop_reason)
+        return
+    builder = ResultBuilder()
+    try:
+        async for item in items:
+            if isinstance(item, EventBatch):
+                for event in item.events:
+                    builder.add(event)
+            yield item
+    finally:
+        await items.aclose()
+    result = builder.result()
+    if result is not None:  # only a stream that ended properly
+        await lookup.store(result, provider=provider, deployment=None)
