@@ -19,10 +19,9 @@ import pytest
 
 from tests.support import CLIENT_KEY, Emulator, Gateway, gateway_env, run_gateway, wait_until
 from tests.test_ratelimit import SHARED_REDIS
-from tests.test_spend_endpoints import ledger_rows
+from tests.test_spend_endpoints import ADMIN_KEY, create_key, ledger_rows
 
 RUN = uuid.uuid4().hex[:8]
-ADMIN_KEY = f"admin-routed-spend-{RUN}"
 CHEAP, DEAR, UNPRICED = "gpt-4o-mini", "claude-sonnet-4-6", "private-llm-1"
 # USD per million tokens, in and out alike: the dear model costs ten times the cheap one.
 PRICES = {
@@ -67,14 +66,6 @@ models:
             yield gw
     finally:
         Path(file.name).unlink()
-
-
-def create_key(gateway: Gateway, **fields: Any) -> dict[str, Any]:
-    with gateway.client(key=ADMIN_KEY) as admin:
-        response = admin.post("/admin/keys", json={"name": f"routed-{uuid.uuid4().hex[:6]}", **fields})
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
 
 
 def client(gateway: Gateway, key: str) -> openai.OpenAI:
