@@ -121,3 +121,20 @@ def test_no_store_is_relayed_as_sent_and_never_stored(gateway: Gateway, emu: Emu
     assert emu.requests()[-1]["body"]["logit_bias"] == {"50256": -100}
     assert completions(gateway, prompt).headers["x-llm-cache"] == "miss"
     assert len(emu.requests()) == 2
+
+
+def test_a_request_its_neutral_form_would_change_is_relayed_as_sent_and_not_cached(
+    gateway: Gateway, emu: Emulator
+) -> None:
+    body = {
+        "model": "gpt-4o-mini",
+        "n": 2,
+        "logprobs": True,
+        "messages": [{"role": "user", "content": f"two answers {uuid.uuid4()}"}],
+    }
+    with gateway.client() as client:
+        answers = [client.post("/v1/chat/completions", json=body) for _ in range(2)]
+    assert [(a.status_code, a.headers["x-llm-cache"]) for a in answers] == [(200, "miss")] * 2
+    assert all("x-llm-dropped-params" not in a.headers for a in answers)  # nothing was translated away
+    sent = [r["body"] for r in emu.requests()]
+    assert len(sent) == 2 and all(b["n"] == 2 and b["logprobs"] is True for b in sent)

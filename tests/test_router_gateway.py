@@ -370,6 +370,23 @@ def test_no_cache_skips_the_lookup_and_no_store_neither_reads_nor_writes(gw: Gat
     assert len(emu2.requests()) == 5
 
 
+def test_a_request_its_neutral_form_would_change_is_relayed_as_sent_and_not_cached(
+    gw: Gateway, emu2: Emulator
+) -> None:
+    prompt = f"top k {uuid.uuid4()}"
+    with gw.client() as client:
+        body = {
+            "model": "cached",
+            "max_tokens": 64,
+            "top_k": 5,
+            "messages": [{"role": "user", "content": prompt}],
+        }
+        answers = [client.post("/v1/messages", json=body) for _ in range(2)]
+    assert [(a.status_code, a.headers["x-llm-cache"]) for a in answers] == [(200, "miss")] * 2
+    sent = [r["body"] for r in emu2.requests()]
+    assert len(sent) == 2 and all(b["top_k"] == 5 for b in sent)  # relayed as sent, to its own vendor
+
+
 def _stream(gateway: Gateway, prompt: str) -> httpx.Response:
     with (
         gateway.client() as client,

@@ -18,6 +18,24 @@ if TYPE_CHECKING:
 
 MAX_NAMED_PARAMS = 32
 
+# Parameters with no neutral equivalent whose value changes nothing: dropped without being named.
+HARMLESS_UNMAPPED: dict[str, tuple[object, ...]] = {
+    "n": (1,),
+    "presence_penalty": (0, 0.0),
+    "frequency_penalty": (0, 0.0),
+    "logprobs": (False,),
+    "store": (False,),
+}
+
+
+def meaningful_unmapped(chat: Chat) -> dict[str, Any]:
+    """The chat's parameters without a neutral equivalent whose value matters (`n: 2`, a seed...)."""
+    return {
+        key: value
+        for key, value in chat.unmapped.items()
+        if value is not None and value not in HARMLESS_UNMAPPED.get(key, ())
+    }
+
 
 @dataclass(frozen=True, slots=True)
 class WireRequest:

@@ -17,18 +17,36 @@ from llm_api.chat_model import Chat, ChatResult, EventBatch
 from llm_api.errors import UnsupportedParameter
 from llm_api.routing.cache import ResponseCache, parse_cache_control
 from llm_api.routing.replay import ResultBuilder
-from llm_api.services.calls import WireRequest
+from llm_api.services.calls import PreparedCall, WireRequest, meaningful_unmapped
 from llm_api.services.providers.base import Outcome, RelayedResponse, StreamItem
 from llm_api.services.routed import CacheLookup
 from llm_api.utils.context import request_context
+
+
+def translated_for_cache(
+    lookup: CacheLookup, fit: Callable[[Chat], PreparedCall], *, relayable: bool
+) -> PreparedCall | None:
+    """The translated call (`fit` of the canonical chat) that the cache may answer or store; None, the
+    request then relayed uncached, when translating it for its own vendor would drop or refuse a
+    parameter the relay keeps."""
+    try:
+        prepared: PreparedCall | None = fit(lookup.chat)
+    except UnsupportedParameter:
+        if not relayable:
+            raise
+        prepared = None
+    if prepared is None or (relayable and prepared.dropped_params):
+        say_miss()
+        return None
+    return dataclasses.replace(prepared, cache=lookup)
 
 
 def wire_cache_lookup(
     cache: ResponseCache, wire: WireRequest, model: str, cache_control: str | None, *, relayable: bool
 ) -> CacheLookup | None:
     """`cache_lookup` for a vendor-format request, decoded to its neutral form even for its own vendor
-    (the cached answer is the neutral one). A request for its own vendor that the neutral model cannot
-    hold is relayed as before, uncached."""
+    (the cached answer is the neutral one). A request for its own vendor that the neutral form would
+    change (`n: 2`, `logprobs`, a block it cannot hold) is relayed as before, uncached."""
     if not _reads_or_writes(cache_control):
         return None
     try:
@@ -36,7 +54,9 @@ def wire_cache_lookup(
     except UnsupportedParameter:
         if not relayable:
             raise
-        _say_miss()
+        chat = None
+    if chat is None or (relayable and meaningful_unmapped(chat)):
+        say_miss()
         return None
     return cache_lookup(cache, chat, model, cache_control)
 
@@ -45,11 +65,12 @@ def _reads_or_writes(cache_control: str | None) -> bool:
     control = parse_cache_control(cache_control)
     if control.read or control.write:
         return True
-    _say_miss()
+    say_miss()
     return False
 
 
-def _say_miss() -> None:
+def say_miss() -> None:
+    """X-LLM-Cache: miss, for a request the cache does not answer."""
     context = request_context()
     if context is not None:
         context.response_headers["X-LLM-Cache"] = "miss"

@@ -24,9 +24,15 @@ from llm_api.codecs.anthropic_messages import estimate_input_tokens
 from llm_api.errors import UnsupportedParameter
 from llm_api.routing.cache import ResponseCache
 from llm_api.routing.router import Router
-from llm_api.services.calls import PreparedCall, WireRequest
+from llm_api.services.calls import PreparedCall, WireRequest, meaningful_unmapped
 from llm_api.services.capabilities import CapabilityTable, ModelCapabilities
-from llm_api.services.direct_cache import cache_lookup, cached_answer, cached_stream, wire_cache_lookup
+from llm_api.services.direct_cache import (
+    cache_lookup,
+    cached_answer,
+    cached_stream,
+    translated_for_cache,
+    wire_cache_lookup,
+)
 from llm_api.services.providers.base import (
     Outcome,
     Provider,
@@ -42,15 +48,6 @@ from llm_api.services.routed_runner import RoutedRunner
 from llm_api.utils.context import request_context
 
 __all__ = ["ChatService", "PreparedCall", "TokenCount", "WireRequest"]
-
-# Parameters with no neutral equivalent whose value changes nothing: dropped without being named.
-_HARMLESS: dict[str, tuple[object, ...]] = {
-    "n": (1,),
-    "presence_penalty": (0, 0.0),
-    "frequency_penalty": (0, 0.0),
-    "logprobs": (False,),
-    "store": (False,),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +177,7 @@ class ChatService:
             changes["max_tokens"] = limit
             clamped.append(names.get("max_tokens", "max_tokens"))
         if chat.unmapped:
-            unmapped = {
-                key: value
-                for key, value in chat.unmapped.items()
-                if value is not None and value not in _HARMLESS.get(key, ())
-            }
+            unmapped = meaningful_unmapped(chat)
             if len(unmapped) != len(chat.unmapped):
                 changes["unmapped"] = unmapped
         fitted = dataclasses.replace(chat, **changes) if changes else chat
@@ -216,8 +209,13 @@ class ChatService:
         if self._direct_cache is not None:
             lookup = wire_cache_lookup(self._direct_cache, wire, model, cache_control, relayable=relayable)
         if lookup is not None:
-            prepared = self.fit_chat(lookup.chat, model, provider, caps, names=wire.names)
-            return dataclasses.replace(prepared, cache=lookup)
+            cached = translated_for_cache(
+                lookup,
+                lambda chat: self.fit_chat(chat, model, provider, caps, names=wire.names),
+                relayable=relayable,
+            )
+            if cached is not None:
+                return cached
         if not relayable:
             chat = wire.decode(wire.body)
             return self.fit_chat(chat, chat.model or model, provider, caps, names=wire.names)

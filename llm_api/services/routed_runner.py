@@ -9,13 +9,14 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from llm_api.chat_model import Chat, ChatResult, EventBatch
+from llm_api.errors import UnsupportedParameter
 from llm_api.routing.cache import ResponseCache, enabled_for, parse_cache_control
 from llm_api.routing.chain import RouteChain
 from llm_api.routing.executor import Target
 from llm_api.routing.plan import Plan
 from llm_api.routing.replay import ResultBuilder
 from llm_api.routing.router import Router
-from llm_api.services.calls import PreparedCall
+from llm_api.services.calls import PreparedCall, meaningful_unmapped
 from llm_api.services.capabilities import CapabilityTable
 from llm_api.services.providers.base import Outcome, RelayedResponse, StreamItem
 from llm_api.services.providers.registry import ProviderRegistry
@@ -137,13 +138,23 @@ class RoutedRunner:
             return None
         control = parse_cache_control(call.cache_control)
         context = request_context()
-        if not control.read and not control.write:
+        if self._lossy(call) or (not control.read and not control.write):
             if context is not None:
                 context.response_headers["X-LLM-Cache"] = "miss"
             return None
         call.translate = True
         chat = dataclasses.replace(self._neutral(call), model=call.requested)
         return CacheLookup(self._cache, chat, key_id=context.key_id if context else None, control=control)
+
+    def _lossy(self, call: RoutedCall) -> bool:
+        """Whether a vendor-format request's neutral form would lose something (`n: 2`, `logprobs`, a
+        block it cannot hold): it is not cached, so that a same-vendor target gets it relayed as sent."""
+        if call.wire is None:
+            return False
+        try:
+            return bool(meaningful_unmapped(self._neutral(call)))
+        except UnsupportedParameter:
+            return True  # a target of another vendor refuses it when it is tried
 
     @staticmethod
     def _neutral(call: RoutedCall) -> Chat:
