@@ -114,6 +114,12 @@ def _frames_tokens(data: bytes) -> int:
     return total
 
 
+# What a stream holds for its estimate before it counts it: a long answer's memory stays bounded, and a
+# usual one (a few KiB) is never parsed unless it is cut.
+FOLD_BATCHES = 256
+FOLD_FRAME_BYTES = 64 * 1024
+
+
 @dataclass(slots=True)
 class ChatSpend:
     """One call's reservation, and what the stream relayed so far (for an estimate if it is cut)."""
@@ -123,9 +129,26 @@ class ChatSpend:
     input_estimate: int
     _batches: list[EventBatch] = field(default_factory=list)
     _frames: list[bytes] = field(default_factory=list)
+    _frame_bytes: int = 0
+    _counted: int = 0  # tokens of what was relayed and already counted (folded)
+
+    def _hold_batch(self, batch: EventBatch) -> None:
+        self._batches.append(batch)
+        if len(self._batches) >= FOLD_BATCHES:
+            self._counted += sum(_batch_tokens(b) for b in self._batches)
+            self._batches.clear()
+
+    def _hold_frames(self, data: bytes) -> None:
+        self._frames.append(data)
+        self._frame_bytes += len(data)
+        if self._frame_bytes >= FOLD_FRAME_BYTES:
+            self._counted += sum(_frames_tokens(f) for f in self._frames)
+            self._frames.clear()
+            self._frame_bytes = 0
 
     def _relayed_tokens(self) -> int:
-        return sum(_batch_tokens(b) for b in self._batches) + sum(_frames_tokens(f) for f in self._frames)
+        held = sum(_batch_tokens(b) for b in self._batches) + sum(_frames_tokens(f) for f in self._frames)
+        return self._counted + held
 
     async def settle_estimated(self, output_tokens: int) -> None:
         context = request_context()
@@ -186,9 +209,9 @@ class ChatSpend:
         try:
             async for item in items:
                 if isinstance(item, EventBatch):
-                    self._batches.append(item)
+                    self._hold_batch(item)
                 elif isinstance(item, RawFrames):
-                    self._frames.append(item.data)
+                    self._hold_frames(item.data)
                 elif isinstance(item, Outcome):
                     await self.settle(item)
                     settled = True
