@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
@@ -124,6 +125,8 @@ class RequestContextMiddleware:
                 context.error_type = "internal_error"
                 await reply(500, "internal_error", "the gateway failed to handle this request")
         finally:
+            if context.unsettled is not None:
+                await _close_unsettled(context)
             current_request.reset(token)
             if context.error_type == "client_disconnected" and not response_started:
                 status = CLIENT_CLOSED_REQUEST
@@ -185,6 +188,18 @@ class RequestContextMiddleware:
         if writer is None or context.endpoint is None:
             return
         writer.record(ledger_row(context, status=status, latency_ms=latency_ms))
+
+
+async def _close_unsettled(context: RequestContext) -> None:
+    """A reservation that nothing settled or released (a stream torn down before it ever ran)."""
+    close = context.unsettled
+    context.unsettled = None
+    if close is None:
+        return
+    try:
+        await asyncio.shield(asyncio.ensure_future(close()))
+    except Exception as exc:  # it expires by itself (SPEND_RESERVATION_TTL_S)
+        error_log.warning("reservation left to expire", extra={"exception_type": type(exc).__name__})
 
 
 def _clip(value: str | None, length: int) -> str | None:

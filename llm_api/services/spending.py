@@ -150,8 +150,40 @@ class ChatSpend:
         held = sum(_batch_tokens(b) for b in self._batches) + sum(_frames_tokens(f) for f in self._frames)
         return self._counted + held
 
-    async def settle_estimated(self, output_tokens: int) -> None:
+    @classmethod
+    def opened(cls, guard: SpendGuard, reservation: Reservation, input_estimate: int) -> ChatSpend:
+        """The spend of a reservation just made, which the request's end closes (`abandon`) unless
+        something settles or releases it first."""
+        spend = cls(guard, reservation, input_estimate)
         context = request_context()
+        if context is not None:
+            context.unsettled = spend.abandon
+        return spend
+
+    def _closing(self) -> RequestContext | None:
+        """This spend is being settled or released: the request's end has nothing left to close."""
+        context = request_context()
+        if context is not None and context.unsettled == self.abandon:
+            context.unsettled = None
+        return context
+
+    async def abandon(self) -> None:
+        """The request ended without its stream ever running (torn down before its first step): nothing
+        went upstream, so the hold is given back at once instead of expiring after
+        SPEND_RESERVATION_TTL_S. Anything relayed would be billed by estimate."""
+        relayed = self._relayed_tokens()
+        if relayed:
+            await self.settle_estimated(relayed)
+        else:
+            await self.release()
+
+    async def release(self) -> None:
+        """Drop the reservation (nothing billed: an error the provider does not charge, or no call)."""
+        self._closing()
+        await asyncio.shield(asyncio.ensure_future(self.guard.release(self.reservation)))
+
+    async def settle_estimated(self, output_tokens: int) -> None:
+        context = self._closing()
         if context is not None and context.cache_hit:
             await asyncio.shield(asyncio.ensure_future(self._settle_cache_hit(context)))
             return
@@ -170,7 +202,7 @@ class ChatSpend:
 
     async def settle(self, outcome: Outcome | ChatResult | RelayedResponse) -> None:
         usage = outcome.usage
-        context = request_context()
+        context = self._closing()
         if context is not None and context.cache_hit:
             await self._settle_cache_hit(context)
             return
@@ -199,7 +231,7 @@ class ChatSpend:
             await self.settle_estimated(0)
             raise
         except BaseException:
-            await self.guard.release(self.reservation)
+            await self.release()
             raise
         await self.settle(result)
         return result
@@ -219,7 +251,7 @@ class ChatSpend:
         except UpstreamError:
             if not settled and self._relayed_tokens() == 0:
                 settled = True
-                await self.guard.release(self.reservation)
+                await self.release()
             raise
         finally:
             await items.aclose()
@@ -260,7 +292,7 @@ class MeteredChat:
             charge=charge,
             served_by=service.served_by(call),
         )
-        return cls(service, ChatSpend(guard, reservation, estimate))
+        return cls(service, ChatSpend.opened(guard, reservation, estimate))
 
     async def complete(self, call: PreparedCall) -> ChatResult:
         return await self.spend.answer(self._service.complete(call))

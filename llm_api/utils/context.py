@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -38,6 +39,9 @@ class RequestContext:
     route: list[dict[str, object]] | None = None
     fallbacks: int = 0
     cache_hit: bool = False  # answered from the response cache: no upstream call, no tokens
+    # A reservation not yet settled or released: the middleware closes it when the request ends without
+    # (a stream torn down before its generator ever ran).
+    unsettled: Callable[[], Awaitable[None]] | None = None
     # For the usage ledger (store): set by the middleware (endpoint).
     endpoint: str | None = None  # the API endpoint; None: this request gets no ledger row
 
