@@ -78,13 +78,16 @@ def ask(gateway: Gateway, key: str, model: str, prompt: str = "hello", **extra: 
     )
 
 
-def rows_of(database: str, key_id: str, count: int) -> list[dict[str, Any]]:
-    """The key's ledger rows, oldest first, once `count` are written (each worker writes in batches)."""
+def rows_of(database: str, key_id: str, *request_ids: str) -> list[dict[str, Any]]:
+    """The key's ledger rows of these requests, in their order, once all are written (each worker writes
+    its own batches, so the rows' order in the table is not the requests')."""
     rows = wait_until(
-        lambda: (found := ledger_rows(database, key_id)) and len(found) >= count and found, timeout=10
+        lambda: (found := ledger_rows(database, key_id)) and len(found) >= len(request_ids) and found,
+        timeout=10,
     )
-    assert len(rows) == count, rows
-    return sorted(rows, key=lambda row: row["id"])
+    assert len(rows) == len(request_ids), rows
+    by_id = {row["request_id"]: row for row in rows}
+    return [by_id[request_id] for request_id in request_ids]
 
 
 def priced(row: dict[str, Any], model: str) -> Decimal:
@@ -109,7 +112,9 @@ def test_a_fallback_is_billed_at_the_price_of_the_target_that_served(
     second = ask(gateway, created["key"], "thrifty")
     assert (second.http_response.status_code, second.headers["x-llm-model"]) == (200, DEAR)
 
-    cheap_row, dear_row = rows_of(database, created["id"], 2)
+    cheap_row, dear_row = rows_of(
+        database, created["id"], first.headers["x-request-id"], second.headers["x-request-id"]
+    )
     assert (cheap_row["model_requested"], dear_row["model_requested"]) == ("thrifty", "thrifty")
     assert cheap_row["cost_usd"] == priced(cheap_row, CHEAP) > 0
     assert dear_row["cost_usd"] == priced(dear_row, DEAR) > 0
@@ -163,7 +168,8 @@ def test_an_answer_from_the_cache_costs_nothing(gateway: Gateway, emu: Emulator,
         assert "[DONE]" in streamed.read().decode()
     assert len(emu.requests()) == 1
 
-    paid, *replayed = rows_of(database, created["id"], 3)
+    request_ids = (r.headers["x-request-id"] for r in (miss, hit, streamed))
+    paid, *replayed = rows_of(database, created["id"], *request_ids)
     assert paid["cost_usd"] == priced(paid, CHEAP) > 0 and paid["cache_hit"] is False
     assert [
         (row["cost_usd"], row["input_tokens"], row["output_tokens"], row["cache_hit"]) for row in replayed
