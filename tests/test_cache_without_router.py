@@ -138,3 +138,20 @@ def test_a_request_its_neutral_form_would_change_is_relayed_as_sent_and_not_cach
     assert all("x-llm-dropped-params" not in a.headers for a in answers)  # nothing was translated away
     sent = [r["body"] for r in emu.requests()]
     assert len(sent) == 2 and all(b["n"] == 2 and b["logprobs"] is True for b in sent)
+
+
+def test_a_request_the_neutral_model_cannot_hold_is_relayed_to_its_own_vendor(
+    gateway: Gateway, emu: Emulator
+) -> None:
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}}
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 64,
+        "messages": [
+            {"role": "user", "content": [document, {"type": "text", "text": f"sum up {uuid.uuid4()}"}]}
+        ],
+    }
+    with gateway.client() as client:
+        response = client.post("/v1/messages", json=body)
+    assert (response.status_code, response.headers["x-llm-cache"]) == (200, "miss"), response.text
+    assert emu.requests()[-1]["body"]["messages"][0]["content"][0] == document  # relayed as sent

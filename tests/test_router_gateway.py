@@ -387,6 +387,18 @@ def test_a_request_its_neutral_form_would_change_is_relayed_as_sent_and_not_cach
     assert len(sent) == 2 and all(b["top_k"] == 5 for b in sent)  # relayed as sent, to its own vendor
 
 
+def test_a_request_the_neutral_model_cannot_hold_is_relayed_with_the_cache_on(
+    gw: Gateway, emu2: Emulator
+) -> None:
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}}
+    content = [document, {"type": "text", "text": f"sum up {uuid.uuid4()}"}]
+    with gw.client() as client:
+        body = {"model": "cached", "max_tokens": 64, "messages": [{"role": "user", "content": content}]}
+        response = client.post("/v1/messages", json=body)
+    assert (response.status_code, response.headers["x-llm-cache"]) == (200, "miss"), response.text
+    assert emu2.requests()[-1]["body"]["messages"][0]["content"][0] == document  # relayed as sent
+
+
 def _stream(gateway: Gateway, prompt: str) -> httpx.Response:
     with (
         gateway.client() as client,

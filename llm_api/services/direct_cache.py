@@ -51,7 +51,9 @@ def wire_cache_lookup(
         return None
     try:
         chat = wire.decode(wire.body)
-    except UnsupportedParameter:
+    except Exception:
+        # The relay never decodes a request for its own vendor: whatever its neutral form cannot hold
+        # (or a decoder's bug) leaves it relayed, uncached, rather than refused.
         if not relayable:
             raise
         chat = None

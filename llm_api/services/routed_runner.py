@@ -9,7 +9,6 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from llm_api.chat_model import Chat, ChatResult, EventBatch
-from llm_api.errors import UnsupportedParameter
 from llm_api.routing.cache import ResponseCache, enabled_for, parse_cache_control
 from llm_api.routing.chain import RouteChain
 from llm_api.routing.executor import Target
@@ -153,8 +152,8 @@ class RoutedRunner:
             return False
         try:
             return bool(meaningful_unmapped(self._neutral(call)))
-        except UnsupportedParameter:
-            return True  # a target of another vendor refuses it when it is tried
+        except Exception:
+            return True  # a same-vendor target relays it; one of another vendor refuses it when tried
 
     @staticmethod
     def _neutral(call: RoutedCall) -> Chat:
