@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from llm_api.chat_model import Chat, ChatResult, EventBatch
 from llm_api.errors import UnsupportedParameter
-from llm_api.routing.cache import ResponseCache, parse_cache_control
+from llm_api.routing.cache import CacheControl, ResponseCache, parse_cache_control
 from llm_api.routing.replay import ResultBuilder
 from llm_api.services.calls import PreparedCall, WireRequest, meaningful_unmapped
 from llm_api.services.providers.base import Outcome, RelayedResponse, StreamItem
@@ -47,7 +47,8 @@ def wire_cache_lookup(
     """`cache_lookup` for a vendor-format request, decoded to its neutral form even for its own vendor
     (the cached answer is the neutral one). A request for its own vendor that the neutral form would
     change (`n: 2`, `logprobs`, a block it cannot hold) is relayed as before, uncached."""
-    if not _reads_or_writes(cache_control):
+    control = _control(cache_control)
+    if control is None:
         return None
     try:
         chat = wire.decode(wire.body)
@@ -60,15 +61,16 @@ def wire_cache_lookup(
     if chat is None or (relayable and meaningful_unmapped(chat)):
         say_miss()
         return None
-    return cache_lookup(cache, chat, model, cache_control)
+    return _lookup(cache, chat, model, control)
 
 
-def _reads_or_writes(cache_control: str | None) -> bool:
+def _control(cache_control: str | None) -> CacheControl | None:
+    """What the request's Cache-Control lets the cache do; None (and `miss`) for neither read nor write."""
     control = parse_cache_control(cache_control)
     if control.read or control.write:
-        return True
+        return control
     say_miss()
-    return False
+    return None
 
 
 def say_miss() -> None:
@@ -83,9 +85,11 @@ def cache_lookup(
 ) -> CacheLookup | None:
     """The cache's view of a request for `model` (its canonical request, scoped to the calling key), or
     None when Cache-Control says neither to read nor to write (the response then says `miss`)."""
-    if not _reads_or_writes(cache_control):
-        return None
-    control = parse_cache_control(cache_control)
+    control = _control(cache_control)
+    return _lookup(cache, chat, model, control) if control is not None else None
+
+
+def _lookup(cache: ResponseCache, chat: Chat, model: str, control: CacheControl) -> CacheLookup:
     context = request_context()
     canonical = dataclasses.replace(chat, model=model)
     return CacheLookup(cache, canonical, key_id=context.key_id if context else None, control=control)
