@@ -1,14 +1,17 @@
-"""Budget periods, calendar-aligned in UTC: day, week (from Monday), month, or the key's whole life."""
+"""Budget periods' windows for the reservation engine: the period's id (part of the Redis key), its start
+and its end. The periods themselves, and where each starts, are the store's (`llm_api.store.periods`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import cast
 
-BudgetPeriod = Literal["day", "week", "month", "total"]
-PERIODS: tuple[BudgetPeriod, ...] = ("day", "week", "month", "total")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from llm_api.store.periods import BUDGET_PERIODS, EPOCH, BudgetPeriod, period_start
+
+PERIODS = cast(tuple[BudgetPeriod, ...], BUDGET_PERIODS)
+
+__all__ = ["EPOCH", "PERIODS", "BudgetPeriod", "PeriodWindow", "period_window"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +45,12 @@ def period_window(period: BudgetPeriod, now: datetime | None = None) -> PeriodWi
 
 
 def _period_window(period: BudgetPeriod, now: datetime) -> PeriodWindow:
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = period_start(period, now)
     if period == "day":
-        return PeriodWindow(f"d{midnight:%Y-%m-%d}", midnight, midnight + timedelta(days=1))
+        return PeriodWindow(f"d{start:%Y-%m-%d}", start, start + timedelta(days=1))
     if period == "week":
-        start = midnight - timedelta(days=midnight.weekday())
         return PeriodWindow(f"w{start:%Y-%m-%d}", start, start + timedelta(days=7))
     if period == "month":
-        start = midnight.replace(day=1)
         end = (
             start.replace(year=start.year + 1, month=1)
             if start.month == 12
