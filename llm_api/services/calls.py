@@ -37,6 +37,17 @@ def meaningful_unmapped(chat: Chat) -> dict[str, Any]:
     }
 
 
+def whole_chat(wire: WireRequest) -> Chat | None:
+    """The request's neutral form when it holds all of the request; None when decoding fails or would lose
+    a parameter that matters (`n: 2`, `logprobs`, a block the neutral model cannot hold). The response
+    cache stores neutral answers, so only such a request may be cached instead of relayed as sent."""
+    try:
+        chat = wire.decode(wire.body)
+    except Exception:  # the relay never decodes it: a failure here (even a decoder's bug) refuses nothing
+        return None
+    return None if meaningful_unmapped(chat) else chat
+
+
 @dataclass(frozen=True, slots=True)
 class WireRequest:
     """A request as the client sent it in a vendor's format, already validated.

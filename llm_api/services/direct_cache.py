@@ -15,12 +15,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from llm_api.chat_model import Chat, ChatResult, EventBatch
 from llm_api.errors import UnsupportedParameter
-from llm_api.routing.cache import CacheControl, ResponseCache, parse_cache_control
+from llm_api.routing.cache import ResponseCache
 from llm_api.routing.replay import ResultBuilder
-from llm_api.services.calls import PreparedCall, WireRequest, meaningful_unmapped
-from llm_api.services.providers.base import Outcome, RelayedResponse, StreamItem
-from llm_api.services.routed import CacheLookup
-from llm_api.utils.context import request_context
+from llm_api.services.calls import PreparedCall, WireRequest, whole_chat
+from llm_api.services.providers.base import RelayedResponse, StreamItem
+from llm_api.services.routed import CacheLookup, allowed_control, say_miss
 
 
 def translated_for_cache(
@@ -47,37 +46,14 @@ def wire_cache_lookup(
     """`cache_lookup` for a vendor-format request, decoded to its neutral form even for its own vendor
     (the cached answer is the neutral one). A request for its own vendor that the neutral form would
     change (`n: 2`, `logprobs`, a block it cannot hold) is relayed as before, uncached."""
-    control = _control(cache_control)
+    control = allowed_control(cache_control)
     if control is None:
         return None
-    try:
-        chat = wire.decode(wire.body)
-    except Exception:
-        # The relay never decodes a request for its own vendor: whatever its neutral form cannot hold
-        # (or a decoder's bug) leaves it relayed, uncached, rather than refused.
-        if not relayable:
-            raise
-        chat = None
-    if chat is None or (relayable and meaningful_unmapped(chat)):
+    chat = whole_chat(wire) if relayable else wire.decode(wire.body)
+    if chat is None:
         say_miss()
         return None
-    return _lookup(cache, chat, model, control)
-
-
-def _control(cache_control: str | None) -> CacheControl | None:
-    """What the request's Cache-Control lets the cache do; None (and `miss`) for neither read nor write."""
-    control = parse_cache_control(cache_control)
-    if control.read or control.write:
-        return control
-    say_miss()
-    return None
-
-
-def say_miss() -> None:
-    """X-LLM-Cache: miss, for a request the cache does not answer."""
-    context = request_context()
-    if context is not None:
-        context.response_headers["X-LLM-Cache"] = "miss"
+    return CacheLookup.of(cache, chat, model, control)
 
 
 def cache_lookup(
@@ -85,14 +61,8 @@ def cache_lookup(
 ) -> CacheLookup | None:
     """The cache's view of a request for `model` (its canonical request, scoped to the calling key), or
     None when Cache-Control says neither to read nor to write (the response then says `miss`)."""
-    control = _control(cache_control)
-    return _lookup(cache, chat, model, control) if control is not None else None
-
-
-def _lookup(cache: ResponseCache, chat: Chat, model: str, control: CacheControl) -> CacheLookup:
-    context = request_context()
-    canonical = dataclasses.replace(chat, model=model)
-    return CacheLookup(cache, canonical, key_id=context.key_id if context else None, control=control)
+    control = allowed_control(cache_control)
+    return CacheLookup.of(cache, chat, model, control) if control is not None else None
 
 
 async def cached_answer(
@@ -115,8 +85,8 @@ async def cached_stream(
     hit = await lookup.get()
     if hit is not None:
         await items.aclose()  # never started: nothing was sent upstream
-        yield EventBatch(tuple(hit.events()))
-        yield Outcome(hit.result.id, hit.result.model, hit.result.stop_reason)
+        for replayed in CacheLookup.replayed(hit):
+            yield replayed
         return
     builder = ResultBuilder()
     try:

@@ -3,17 +3,19 @@ client sent it, prepared again for each target tried, and what the response and 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from opentelemetry import trace
 
-from llm_api.chat_model import EMPTY, Chat, ChatResult
-from llm_api.routing.cache import CacheControl, CachedAnswer, ResponseCache
+from llm_api.chat_model import EMPTY, Chat, ChatResult, EventBatch
+from llm_api.routing.cache import CacheControl, CachedAnswer, ResponseCache, parse_cache_control
 from llm_api.routing.chain import RouteChain
 from llm_api.routing.config import Capabilities, ResolvedDeployment
 from llm_api.services.calls import WireRequest
 from llm_api.services.capabilities import CapabilityTable, ModelCapabilities
+from llm_api.services.providers.base import Outcome
 from llm_api.utils.context import request_context
 
 # Wire parameter names an openai-compatible server is not sent unless its capabilities say so.
@@ -107,6 +109,22 @@ def record_served(chain: RouteChain, extra_headers: Mapping[str, str]) -> None:
     )
 
 
+def say_miss() -> None:
+    """X-LLM-Cache: miss, for a request the cache does not answer."""
+    context = request_context()
+    if context is not None:
+        context.response_headers["X-LLM-Cache"] = "miss"
+
+
+def allowed_control(cache_control: str | None) -> CacheControl | None:
+    """What the request's Cache-Control lets the cache do; None (and `miss`) for neither read nor write."""
+    control = parse_cache_control(cache_control)
+    if control.read or control.write:
+        return control
+    say_miss()
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class CacheLookup:
     """One request's cache entry: `chat` is the canonical request (the model or alias as requested),
@@ -116,6 +134,13 @@ class CacheLookup:
     chat: Chat
     key_id: str | None
     control: CacheControl
+
+    @classmethod
+    def of(cls, cache: ResponseCache, chat: Chat, requested: str, control: CacheControl) -> CacheLookup:
+        """The entry of `chat` as a request for `requested`, scoped to the calling key."""
+        context = request_context()
+        canonical = dataclasses.replace(chat, model=requested)
+        return cls(cache, canonical, key_id=context.key_id if context else None, control=control)
 
     async def get(self) -> CachedAnswer | None:
         """The stored answer (and the response headers saying so), or None: a miss."""
@@ -133,6 +158,13 @@ class CacheLookup:
                 served["X-LLM-Deployment"] = hit.deployment
             context.response_headers.update({k: v for k, v in served.items() if v})
         return hit
+
+    @staticmethod
+    def replayed(hit: CachedAnswer) -> tuple[EventBatch, Outcome]:
+        """A stored answer as a stream's items (a streamed request that hit the cache)."""
+        return EventBatch(tuple(hit.events())), Outcome(
+            hit.result.id, hit.result.model, hit.result.stop_reason
+        )
 
     async def put(self, result: ChatResult, chain: RouteChain) -> None:
         """Store a complete answer, if this request's Cache-Control allows it."""

@@ -9,18 +9,25 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from llm_api.chat_model import Chat, ChatResult, EventBatch
-from llm_api.routing.cache import ResponseCache, enabled_for, parse_cache_control
+from llm_api.routing.cache import ResponseCache, enabled_for
 from llm_api.routing.chain import RouteChain
 from llm_api.routing.executor import Target
 from llm_api.routing.plan import Plan
 from llm_api.routing.replay import ResultBuilder
 from llm_api.routing.router import Router
-from llm_api.services.calls import PreparedCall, meaningful_unmapped
+from llm_api.services.calls import PreparedCall, whole_chat
 from llm_api.services.capabilities import CapabilityTable
-from llm_api.services.providers.base import Outcome, RelayedResponse, StreamItem
+from llm_api.services.providers.base import RelayedResponse, StreamItem
 from llm_api.services.providers.registry import ProviderRegistry
-from llm_api.services.routed import CacheLookup, RoutedCall, capabilities_for, record_route, record_served
-from llm_api.utils.context import request_context
+from llm_api.services.routed import (
+    CacheLookup,
+    RoutedCall,
+    allowed_control,
+    capabilities_for,
+    record_route,
+    record_served,
+    say_miss,
+)
 
 if TYPE_CHECKING:
     from llm_api.services.llm import ChatService
@@ -96,8 +103,8 @@ class RoutedRunner:
         if lookup is not None:
             hit = await lookup.get()
             if hit is not None:
-                yield EventBatch(tuple(hit.events()))
-                yield Outcome(hit.result.id, hit.result.model, hit.result.stop_reason)
+                for replayed in CacheLookup.replayed(hit):
+                    yield replayed
                 return
         chain = RouteChain()
         try:
@@ -135,25 +142,18 @@ class RoutedRunner:
         `cache:`), else None. Cached requests are translated for every target (`RoutedCall.translate`)."""
         if self._cache is None or not enabled_for(cache_enabled=self._cache_enabled, alias_cache=plan.cache):
             return None
-        control = parse_cache_control(call.cache_control)
-        context = request_context()
-        if self._lossy(call) or (not control.read and not control.write):
-            if context is not None:
-                context.response_headers["X-LLM-Cache"] = "miss"
+        control = allowed_control(call.cache_control)
+        if control is None:
             return None
+        if call.wire is not None:
+            # Not cached unless its neutral form holds all of it: a same-vendor target then relays it as
+            # sent, and one of another vendor refuses it when tried if it cannot be decoded.
+            call.decoded = whole_chat(call.wire)
+            if call.decoded is None:
+                say_miss()
+                return None
         call.translate = True
-        chat = dataclasses.replace(self._neutral(call), model=call.requested)
-        return CacheLookup(self._cache, chat, key_id=context.key_id if context else None, control=control)
-
-    def _lossy(self, call: RoutedCall) -> bool:
-        """Whether a vendor-format request's neutral form would lose something (`n: 2`, `logprobs`, a
-        block it cannot hold): it is not cached, so that a same-vendor target gets it relayed as sent."""
-        if call.wire is None:
-            return False
-        try:
-            return bool(meaningful_unmapped(self._neutral(call)))
-        except Exception:
-            return True  # a same-vendor target relays it; one of another vendor refuses it when tried
+        return CacheLookup.of(self._cache, self._neutral(call), call.requested, control)
 
     @staticmethod
     def _neutral(call: RoutedCall) -> Chat:
