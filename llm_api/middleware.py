@@ -8,7 +8,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 
 import orjson
@@ -126,7 +126,8 @@ class RequestContextMiddleware:
                 await reply(500, "internal_error", "the gateway failed to handle this request")
         finally:
             if context.unsettled is not None:
-                await _close_unsettled(context)
+                close, context.unsettled = context.unsettled, None
+                await _close_unsettled(close)
             current_request.reset(token)
             if context.error_type == "client_disconnected" and not response_started:
                 status = CLIENT_CLOSED_REQUEST
@@ -190,12 +191,8 @@ class RequestContextMiddleware:
         writer.record(ledger_row(context, status=status, latency_ms=latency_ms))
 
 
-async def _close_unsettled(context: RequestContext) -> None:
+async def _close_unsettled(close: Callable[[], Awaitable[None]]) -> None:
     """A reservation that nothing settled or released (a stream torn down before it ever ran)."""
-    close = context.unsettled
-    context.unsettled = None
-    if close is None:
-        return
     try:
         await asyncio.shield(asyncio.ensure_future(close()))
     except Exception as exc:  # it expires by itself (SPEND_RESERVATION_TTL_S)

@@ -63,8 +63,7 @@ class Planner:
 
     def candidates(self, requested: str) -> tuple[str, ...]:
         """Every deployment a request for `requested` could reach (to read their in-flight counts first)."""
-        alias = self._config.aliases.get(requested)
-        models = alias.targets if alias is not None else [requested]
+        models = self.target_models(requested)
         return tuple(dict.fromkeys(d.name for model in models for d in self._serves(model)))
 
     def target_models(self, requested: str) -> tuple[str, ...]:
