@@ -152,30 +152,22 @@ class ChatSpend:
 
     @classmethod
     def opened(cls, guard: SpendGuard, reservation: Reservation, input_estimate: int) -> ChatSpend:
-        """The spend of a reservation just made, which the request's end closes (`abandon`) unless
-        something settles or releases it first."""
+        """The spend of a reservation just made. Unless something settles or releases it first, the
+        request's end releases it: only a stream torn down before its first step ends so, and nothing
+        went upstream then (a stream that ran settles itself), so the hold is given back at once instead
+        of expiring after SPEND_RESERVATION_TTL_S."""
         spend = cls(guard, reservation, input_estimate)
         context = request_context()
         if context is not None:
-            context.unsettled = spend.abandon
+            context.unsettled = spend.release
         return spend
 
     def _closing(self) -> RequestContext | None:
         """This spend is being settled or released: the request's end has nothing left to close."""
         context = request_context()
-        if context is not None and context.unsettled == self.abandon:
+        if context is not None and context.unsettled == self.release:
             context.unsettled = None
         return context
-
-    async def abandon(self) -> None:
-        """The request ended without its stream ever running (torn down before its first step): nothing
-        went upstream, so the hold is given back at once instead of expiring after
-        SPEND_RESERVATION_TTL_S. Anything relayed would be billed by estimate."""
-        relayed = self._relayed_tokens()
-        if relayed:
-            await self.settle_estimated(relayed)
-        else:
-            await self.release()
 
     async def release(self) -> None:
         """Drop the reservation (nothing billed: an error the provider does not charge, or no call)."""
@@ -185,7 +177,7 @@ class ChatSpend:
     async def settle_estimated(self, output_tokens: int) -> None:
         context = self._closing()
         if context is not None and context.cache_hit:
-            await asyncio.shield(asyncio.ensure_future(self._settle_cache_hit(context)))
+            await self._settle_cache_hit(context)
             return
         if context is not None:
             context.input_tokens = self.input_estimate
@@ -222,7 +214,7 @@ class ChatSpend:
         counted, and the hold is given back (its ledger row: no tokens, 0 USD)."""
         context.cost_usd = Decimal(0)
         context.price_version = self.guard.prices.version
-        await self.guard.release(self.reservation)
+        await self.release()  # shielded, as every release
 
     async def answer(self, pending: Awaitable[Answer]) -> Answer:
         try:
