@@ -95,18 +95,31 @@ def pre_fork(server: Any, worker: Any) -> None:
 def when_ready(server: Any) -> None:
     """Once, in the master, after the app is imported and before the first fork: load what every worker
     would load in its lifespan (exporter modules, the database driver, the price table), so they share it,
-    and migrate the database, so that no worker imports Alembic."""
+    migrate the database, so that no worker imports Alembic, and start the span relay, which exports the
+    workers' spans (llm_api/utils/otlp_relay.py)."""
     if not preload_app:
         return
     from llm_api.config import Settings
-    from llm_api.preload import migrate_before_fork, preload_shared_state
+    from llm_api.preload import migrate_before_fork, preload_shared_state, start_span_relay
 
     settings = Settings()
     preload_shared_state(settings)
     migrate_before_fork(settings, logging.getLogger("gunicorn.error"))
+    master_fds = [listener.fileno() for listener in server.LISTENERS]
+    start_span_relay(settings, logging.getLogger("gunicorn.error"), master_fds)
+
+
+def on_exit(server: Any) -> None:
+    """The master's last step, after its workers have stopped: the span relay sends what they left it."""
+    from llm_api.utils.otlp_relay import stop_relay
+
+    stop_relay()
 
 
 def post_fork(server: Any, worker: Any) -> None:
     """In the new worker: hand it the master's signal queue as the fork copied it, so a SIGTERM that
     arrived before the worker reset its handlers is not lost (llm_api.worker.GatewayWorker.init_signals)."""
     worker.inherited_signals = server.SIG_QUEUE
+    from llm_api.utils.otlp_relay import forget_in_worker
+
+    forget_in_worker()

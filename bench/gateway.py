@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -34,7 +35,7 @@ LITELLM_VENV = ROOT / "bench" / ".litellm-venv"
 REDIS_URL = "redis://127.0.0.1:6379/15"
 _SCRUBBED = (
     "OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "LLM_", "REDIS_", "LITELLM_",
-    "DATABASE_", "BUDGET_", "USAGE_", "CACHE_", "ROUTER_", "MANAGED_KEY",
+    "DATABASE_", "BUDGET_", "USAGE_", "CACHE_", "ROUTER_", "MANAGED_KEY", "OTLP_",
 )  # fmt: skip
 _SCRUBBED_NAMES = {
     "LOG_LEVEL", "ALLOW_UNAUTHENTICATED", "WEB_CONCURRENCY", "BIND", "AUTH_FAILURE_LIMIT",
@@ -132,6 +133,7 @@ class Server:
     proc: Proc
     workers: list[int] = field(default_factory=list)
     scratch: Path | None = None  # removed once stopped (the gateway's SQLite database)
+    relay: int | None = None  # the span relay the gunicorn master forked (llm_api/utils/otlp_relay.py)
     # The key the requests carry: API_KEYS' plain key, or the managed key created once the gateway answers.
     client_key: str = CLIENT_KEY
     key_info: dict[str, object] = field(default_factory=lambda: {"kind": "plain (API_KEYS)"})
@@ -141,8 +143,9 @@ class Server:
         return [value for value in (rss_kib(pid) for pid in pids) if value is not None]
 
     def cpu_s(self) -> float:
-        """CPU seconds used so far by the workers (or the single server process)."""
-        pids = self.workers or [self.proc.pid]
+        """CPU seconds used so far by the workers (or the single server process) and the span relay,
+        which exports their spans: its CPU is the requests' too."""
+        pids = [*(self.workers or [self.proc.pid]), *([self.relay] if self.relay else [])]
         return sum(value for value in (cpu_seconds(pid) for pid in pids) if value is not None)
 
     def memory_mib(self) -> dict[str, object]:
@@ -151,6 +154,8 @@ class Server:
         out: dict[str, object] = {"workers": [_mib(worker_memory(pid)) for pid in pids]}
         if self.workers:
             out["master"] = _mib(worker_memory(self.proc.pid))
+        if self.relay:
+            out["relay"] = _mib(worker_memory(self.relay))
         return out
 
     def libraries(self) -> dict[str, bool]:
@@ -191,16 +196,37 @@ def start_gateway(name: str, env: dict[str, str], *, workdir: Path) -> Server:
     )
     url = f"http://127.0.0.1:{port}"
     wanted = int(env["WEB_CONCURRENCY"])
+    log = workdir / f"{name}.log"
+
+    def workers() -> list[int]:
+        relay = relay_pid(log)
+        return [pid for pid in children(proc.pid) if pid != relay]
+
     wait_for(
-        lambda: len(children(proc.pid)) >= wanted and http_ok(f"{url}/healthz"),
-        what=f"gateway {name}",
-        proc=proc,
+        lambda: len(workers()) >= wanted and http_ok(f"{url}/healthz"), what=f"gateway {name}", proc=proc
     )
     # Every worker runs its lifespan before it accepts: give the slowest a moment, then warm them.
     time.sleep(0.5 * wanted)
     for _ in range(20 * wanted):
         http_ok(f"{url}/healthz")
-    return Server(name, url, proc, children(proc.pid), scratch)
+    return Server(name, url, proc, workers(), scratch, relay=relay_pid(log))
+
+
+def relay_pid(log: Path) -> int | None:
+    """The span relay's pid, from the master's "span relay started" line (None: the gateway runs none)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if '"span relay started"' in line:
+            try:
+                pid = json.loads(line).get("relay_pid")
+            except ValueError:
+                continue
+            if isinstance(pid, int):
+                return pid
+    return None
 
 
 # The cost map from the package (no fetch at start-up), only errors logged (uvicorn's access log off with
@@ -314,6 +340,7 @@ class RssSampler(threading.Thread):
             "after_load_mib": [mib(v) for v in after],
             "after_load_pss_mib": [m["pss_mib"] for m in workers],
             "after_load_uss_mib": [m["uss_mib"] for m in workers],
+            "relay_after_load": after_memory.get("relay"),  # one span relay per gateway, not per worker
             # {"workers": [{"rss_mib", "pss_mib", "uss_mib"} per worker], "master": {...}}: USS is what
             # each worker alone holds (what one more worker costs), PSS its share of the pages it maps.
             "memory": {"idle": self.idle_memory, "after_load": after_memory},

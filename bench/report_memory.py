@@ -112,6 +112,18 @@ def cpu_memory_lines(results: dict[str, Any]) -> list[str]:
             f"{_f(dig(cn, 'server_cpu_ms_per_request'), 3)} | {_f(dig(cn, 'rps'), 0)} | "
             f"{_memory_cells(rss) if rss else ' | | | | '} |"
         )
+    relays = [
+        f"{workers}w: RSS {relay.get('rss_mib')}, PSS {relay.get('pss_mib')}, USS {relay.get('uss_mib')}"
+        for workers, node in gw.items()
+        if (relay := dig(node, "rss", "relay_after_load"))
+    ]
+    if relays:
+        lines += [
+            "",
+            "The span relay (one process per gateway, forked by the master, exports the workers' spans;",
+            "its CPU is counted in the gateway's CPU per request above), MiB after load: "
+            f"{'; '.join(relays)}.",
+        ]
     if versus:
         setup = lite.get("setup") or {}
         env = ", ".join(f"{k}={v}" for k, v in (setup.get("env") or {}).items())

@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     otel_exporter_otlp_protocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
     otel_traces_exporter: Literal["otlp", "none"] = "otlp"
     otel_metrics_exporter: Literal["otlp", "none"] = "otlp"
+    # Under gunicorn: the workers hand their encoded span batches to one relay process, forked by the
+    # master, which exports them (utils/otlp_relay.py); off: each worker exports its own.
+    otlp_span_relay: bool = True
 
     # Router and cache (issue 11): the gateway file, the breaker's and the cache's Redis keys.
     gateway_config: str | None = Field(

@@ -18,11 +18,13 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Sequence
 
 from llm_api.config import Settings
 from llm_api.spend.prices import load_package_table
 from llm_api.store.database import is_sqlite
-from llm_api.utils.tracing import exporter_classes
+from llm_api.utils.otlp_relay import start_relay
+from llm_api.utils.tracing import exporter_classes, signal_endpoint
 
 # The master waits at most this long for the database before leaving the migration to the workers.
 MIGRATE_TIMEOUT_S = 15.0
@@ -50,6 +52,22 @@ def preload_shared_state(settings: Settings) -> None:
     for module in UVICORN_MODULES:
         importlib.import_module(module)
     load_package_table()
+
+
+def start_span_relay(settings: Settings, log: logging.Logger, close_in_relay: Sequence[int]) -> None:
+    """From the master, before the first fork: the process that exports every worker's spans
+    (utils/otlp_relay.py), when spans are exported and OTLP_SPAN_RELAY is on."""
+    traces_endpoint = signal_endpoint(settings, "traces")
+    if traces_endpoint is None or not settings.otlp_span_relay:
+        return
+    exporter_class = exporter_classes(settings)[0]
+    start_relay(
+        traces_endpoint,
+        settings.otel_exporter_otlp_protocol,
+        lambda: exporter_class(endpoint=traces_endpoint),
+        log,
+        close_in_relay=close_in_relay,
+    )
 
 
 def migrate_before_fork(settings: Settings, log: logging.Logger) -> None:

@@ -228,6 +228,7 @@ class Gateway:
 # Settings of the caller's environment that the test gateways never inherit.
 _CALLER_SETTINGS = ("OTEL_", "ANTHROPIC_", "OPENAI_", "API_KEY", "RATE_LIMIT", "LLM_", "REDIS_")
 _CALLER_SETTINGS += ("TOKEN_LIMIT", "BUDGET_", "MODEL_PRICES", "SPEND_")  # limits (llm_api.spend)
+_CALLER_SETTINGS += ("OTLP_",)
 
 
 def session_transport() -> str:

@@ -110,6 +110,9 @@ def test_server_and_genai_spans_share_a_trace(
     # The providers were built in a worker, after the fork: never in the master.
     assert client.resource["service.name"] == "llm-api-test"
     assert client.resource["process.pid"] != traced_gateway.proc.pid
+    # Over gRPC too, the workers hand their spans to the master's relay (tests/test_span_relay.py).
+    assert "span relay started" in traced_gateway.output()
+    assert "span relay unavailable" not in traced_gateway.output()
 
 
 def test_stream_span_covers_the_whole_stream(

@@ -193,8 +193,29 @@ def _scope(scope: InstrumentationScope | None) -> bytes:
     return encoded
 
 
+class EncodedSpans(Sequence[ReadableSpan]):
+    """A batch already encoded as a serialized `ExportTraceServiceRequest`, for the span exporters here,
+    which send `payload` as it is. Its length is the batch's span count (the exporters' own metrics count
+    spans); it holds no span objects. Serialized requests concatenate into one valid request (protobuf
+    merges repeated fields), which is how the span relay (utils/otlp_relay.py) joins batches."""
+
+    __slots__ = ("payload", "span_count")
+
+    def __init__(self, payload: bytes, span_count: int) -> None:
+        self.payload = payload
+        self.span_count = span_count
+
+    def __len__(self) -> int:
+        return self.span_count
+
+    def __getitem__(self, index: Any) -> Any:
+        raise TypeError("an encoded span batch holds no span objects")
+
+
 def encode_span_request(spans: Sequence[ReadableSpan]) -> bytes:
     """`ExportTraceServiceRequest` for `spans`, serialized (what `encode_spans(spans)` serializes to)."""
+    if isinstance(spans, EncodedSpans):
+        return spans.payload
     # Grouped by resource identity: hashing a Resource serializes its attributes to JSON, per span.
     grouped: dict[int, tuple[Resource, dict[InstrumentationScope | None, list[bytes]]]] = {}
     try:

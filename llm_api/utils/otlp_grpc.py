@@ -2,7 +2,8 @@
 
 Everything else (channel, headers, compression, TLS, retries, timeouts, the exporter's own metrics) is the
 official exporter's: only `_translate_data`, its hook for turning a batch into the request message, is
-replaced. The wire bytes are parsed back into the message gRPC sends, which the C protobuf runtime does in
+replaced; it also takes batches encoded elsewhere (`EncodedSpans`, from the span relay's workers). The
+wire bytes are parsed back into the message gRPC sends, which the C protobuf runtime does in
 about 1 µs per span, against ~40 µs per span for the SDK's Python encoder, under the GIL either way.
 """
 

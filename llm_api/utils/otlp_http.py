@@ -3,7 +3,8 @@
 The official exporter encodes inside `export()` with no hook, so `export()` is written again here, line
 for line the official one (opentelemetry-exporter-otlp-proto-http 1.45) except for the encoding call:
 the same exporter metrics, size limit and HTTP transport (headers, compression, TLS, retries), all
-built by the official constructor. If a later release renames what it relies on, `export()` falls back
+built by the official constructor. It also sends batches encoded elsewhere (`EncodedSpans`, from the
+span relay's workers) as they are. If a later release renames what it relies on, `export()` falls back
 to the official one instead of failing.
 """
 
@@ -17,7 +18,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from llm_api.utils.otlp_encoding import encode_span_request
+from llm_api.utils.otlp_encoding import EncodedSpans, encode_span_request
 
 log = logging.getLogger(__name__)
 _RELIED_ON = ("_shutdown", "_metrics", "_client", "_max_request_size")
@@ -26,6 +27,9 @@ _RELIED_ON = ("_shutdown", "_metrics", "_client", "_max_request_size")
 class HttpSpanExporter(OTLPSpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown or not all(hasattr(self, name) for name in _RELIED_ON):
+            if isinstance(spans, EncodedSpans):  # the official export() cannot send encoded bytes
+                log.error("Dropping an encoded span batch: this exporter release is not supported")
+                return SpanExportResult.FAILURE
             return super().export(spans)
         with self._metrics.export_operation(len(spans)) as result:
             try:
