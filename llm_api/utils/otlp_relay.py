@@ -95,14 +95,14 @@ def start_relay(
     when it cannot start. `close_in_relay`: the master's descriptors the relay must not keep open (its
     listening sockets, its signal pipe)."""
     global _relay
-    directory = tempfile.mkdtemp(prefix="llm-api-relay-")
-    address = str(Path(directory) / "spans.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        directory = tempfile.mkdtemp(prefix="llm-api-relay-")  # mode 0700: only this user connects
+        address = str(Path(directory) / "spans.sock")
         listener.bind(address)
         os.chmod(address, 0o600)
         listener.listen(64)
-    except OSError as exc:
+    except OSError as exc:  # e.g. no writable temporary folder: the workers export themselves
         listener.close()
         logger.warning("span relay not started", extra={"exception_type": type(exc).__name__})
         return None
