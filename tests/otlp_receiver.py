@@ -4,7 +4,7 @@ http/protobuf (POST /v1/traces, /v1/metrics), keeping what it received in memory
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,6 +70,8 @@ class Received:
     lock: threading.Lock = field(default_factory=threading.Lock)
     trace_requests: list[trace_service_pb2.ExportTraceServiceRequest] = field(default_factory=list)
     metric_requests: list[metrics_service_pb2.ExportMetricsServiceRequest] = field(default_factory=list)
+    # With run_http_receiver(sender_of=…): the process that sent each of trace_requests (None: not found).
+    trace_senders: list[int | None] = field(default_factory=list)
 
     def spans(self) -> list[Span]:
         with self.lock:
@@ -165,7 +167,8 @@ def run_grpc_receiver() -> Iterator[Receiver]:
 
 
 @contextmanager
-def run_http_receiver() -> Iterator[Receiver]:
+def run_http_receiver(sender_of: Callable[[int], int | None] | None = None) -> Iterator[Receiver]:
+    """`sender_of`: the pid of the process using a local TCP port, to note who sent each trace export."""
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
@@ -173,8 +176,10 @@ def run_http_receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.path == "/v1/traces":
                 request: Any = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+                sender = sender_of(self.client_address[1]) if sender_of else None
                 with received.lock:
                     received.trace_requests.append(request)
+                    received.trace_senders.append(sender)
                 reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
             elif self.path == "/v1/metrics":
                 request = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)

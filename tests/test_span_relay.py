@@ -11,16 +11,15 @@ import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from threading import Lock, Thread
 from typing import Any
 
 import httpx
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from llm_api.utils.otlp_encoding import EncodedSpans
+from tests.otlp_receiver import Receiver, run_http_receiver
 from tests.support import CLIENT_KEY, Emulator, Gateway, gateway_env, run_gateway, wait_until
 
 
@@ -30,28 +29,20 @@ class Export:
     request: Any
 
 
-@dataclass
-class SenderRecordingReceiver:
-    """An OTLP/HTTP trace receiver that notes the pid of the process that sent each export."""
-
-    endpoint: str = ""
-    exports: list[Export] = field(default_factory=list)
-    lock: Lock = field(default_factory=Lock)
-
-    def exports_of(self, request_id: str) -> list[Export]:
-        with self.lock:
-            exports = list(self.exports)
-        return [
-            export
-            for export in exports
-            for resource_spans in export.request.resource_spans
-            for scope_spans in resource_spans.scope_spans
-            for span in scope_spans.spans
-            if any(
-                kv.key == "llm_api.request_id" and kv.value.string_value == request_id
-                for kv in span.attributes
-            )
-        ]
+def exports_of(receiver: Receiver, request_id: str) -> list[Export]:
+    """The trace exports holding a span of `request_id`, each with the pid of the process that sent it."""
+    with receiver.received.lock:
+        exports = list(zip(receiver.received.trace_senders, receiver.received.trace_requests, strict=True))
+    return [
+        Export(sender, request)
+        for sender, request in exports
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+        if any(
+            kv.key == "llm_api.request_id" and kv.value.string_value == request_id for kv in span.attributes
+        )
+    ]
 
 
 def _socket_inode(local_port: int) -> str | None:
@@ -63,7 +54,10 @@ def _socket_inode(local_port: int) -> str | None:
     return None
 
 
-def _pid_owning(inode: str) -> int | None:
+def pid_using_port(local_port: int) -> int | None:
+    inode = _socket_inode(local_port)
+    if inode is None:
+        return None
     target = f"socket:[{inode}]"
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -78,41 +72,12 @@ def _pid_owning(inode: str) -> int | None:
 
 
 @contextmanager
-def run_receiver() -> Iterator[SenderRecordingReceiver]:
-    receiver = SenderRecordingReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            if self.path == "/v1/traces":
-                inode = _socket_inode(self.client_address[1])
-                sender = _pid_owning(inode) if inode else None
-                request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-                with receiver.lock:
-                    receiver.exports.append(Export(sender, request))
-            reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    Thread(target=server.serve_forever, daemon=True).start()
-    receiver.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+def run_receiver() -> Iterator[Receiver]:
+    with run_http_receiver(sender_of=pid_using_port) as receiver:
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
-def relay_env(emulator: Emulator, receiver: SenderRecordingReceiver, **overrides: str) -> dict[str, str]:
+def relay_env(emulator: Emulator, receiver: Receiver, **overrides: str) -> dict[str, str]:
     settings = {
         "WEB_CONCURRENCY": "2",
         "OTEL_SDK_DISABLED": "false",
@@ -159,7 +124,7 @@ def test_the_workers_spans_are_exported_by_the_relay(emulator: Emulator, emu: Em
         relay = relay_pid(gateway)
         request_ids = [chat(gateway) for _ in range(6)]
         for request_id in request_ids:
-            [export] = wait_until(lambda request_id=request_id: receiver.exports_of(request_id))
+            [export] = wait_until(lambda request_id=request_id: exports_of(receiver, request_id))
             assert export.sender_pid == relay
             # The spans still name the worker that served the request, not the relay.
             assert worker_pids(export) and relay not in worker_pids(export)
@@ -173,7 +138,7 @@ def test_without_the_relay_each_worker_exports_its_own_spans(emulator: Emulator,
         run_gateway(relay_env(emulator, receiver, OTLP_SPAN_RELAY="false")) as gateway,
     ):
         request_id = chat(gateway)
-        [export] = wait_until(lambda: receiver.exports_of(request_id))
+        [export] = wait_until(lambda: exports_of(receiver, request_id))
         assert export.sender_pid in worker_pids(export)
         assert not [r for r in gateway.log_records() if r.get("message") == "span relay started"]
 
@@ -182,13 +147,13 @@ def test_when_the_relay_is_gone_the_workers_export_themselves(emulator: Emulator
     with run_receiver() as receiver, run_gateway(relay_env(emulator, receiver)) as gateway:
         relay = relay_pid(gateway)
         first = chat(gateway)
-        wait_until(lambda: receiver.exports_of(first))
+        wait_until(lambda: exports_of(receiver, first))
         os.kill(relay, signal.SIGKILL)
         wait_until(lambda: not Path(f"/proc/{relay}").exists(), timeout=10)
 
         # The batch that meets the dead relay is sent by its worker, and so are the next ones.
         for request_id in [chat(gateway) for _ in range(4)]:
-            [export] = wait_until(lambda request_id=request_id: receiver.exports_of(request_id))
+            [export] = wait_until(lambda request_id=request_id: exports_of(receiver, request_id))
             assert export.sender_pid in worker_pids(export)
         assert "span relay unavailable" in gateway.output()
         assert gateway.proc.poll() is None  # the master serves on
@@ -202,10 +167,10 @@ def test_spans_left_at_shutdown_reach_the_collector_through_the_relay(
         with run_gateway(relay_env(emulator, receiver, OTEL_BSP_SCHEDULE_DELAY="60000")) as gateway:
             relay = relay_pid(gateway)
             request_id = chat(gateway)
-            assert not receiver.exports_of(request_id)
+            assert not exports_of(receiver, request_id)
             assert gateway.stop() == 0
         # The master waited for the relay, so the export arrived before gunicorn exited.
-        [export] = receiver.exports_of(request_id)
+        [export] = exports_of(receiver, request_id)
         assert export.sender_pid == relay
         assert not Path(f"/proc/{relay}").exists()
 
