@@ -20,6 +20,7 @@ batches itself, as without a relay, and tries the relay again after `RECONNECT_S
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import queue
@@ -159,6 +160,9 @@ def stop_relay(timeout_s: float = DRAIN_S + 1) -> None:
 def _serve(
     listener: socket.socket, lifeline_fd: int, exporter_factory: Callable[[], SpanExporter], directory: str
 ) -> None:
+    # The master's objects are the relay's too (the fork): frozen, its collector never walks them, so
+    # their pages stay shared instead of being copied into the relay (54 MiB of USS before, bench).
+    gc.freeze()
     for name in _IGNORED_SIGNALS:
         signal.signal(getattr(signal, name), signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
