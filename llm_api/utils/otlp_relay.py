@@ -80,10 +80,6 @@ class Relay:
 _relay: Relay | None = None
 
 
-def current() -> Relay | None:
-    return _relay
-
-
 def start_relay(
     traces_endpoint: str,
     protocol: str,
@@ -94,7 +90,7 @@ def start_relay(
 ) -> Relay | None:
     """In the master, before any worker is forked: fork the relay. None (the workers export themselves)
     when it cannot start. `close_in_relay`: the master's descriptors the relay must not keep open (its
-    listening sockets, its signal pipe)."""
+    listening sockets)."""
     global _relay
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -261,7 +257,6 @@ class RelaySpanExporter(SpanExporter):
         self._direct: SpanExporter | None = None
         self._socket: socket.socket | None = None
         self._retry_at = 0.0
-        self.relayed_batches = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -272,7 +267,6 @@ class RelaySpanExporter(SpanExporter):
         if len(payload) <= MAX_FRAME_BYTES and self._send(
             FRAME_HEADER.pack(len(payload), len(spans)) + payload
         ):
-            self.relayed_batches += 1
             return SpanExportResult.SUCCESS
         if self._direct is None:
             self._direct = self._make_direct()

@@ -123,12 +123,12 @@ def build_telemetry(settings: Settings) -> Telemetry:
     resource = Resource.create({SERVICE_NAME: settings.otel_service_name, "process.pid": os.getpid()})
 
     tracer_provider: trace.TracerProvider
-    relay = None
+    span_relay = False
     if traces_endpoint is None:
         tracer_provider = trace.NoOpTracerProvider()
     else:
         span_exporter, batch_size = _span_exporter(settings, traces_endpoint)
-        relay = span_exporter if isinstance(span_exporter, RelaySpanExporter) else None
+        span_relay = isinstance(span_exporter, RelaySpanExporter)
         sdk_tracer_provider = SdkTracerProvider(resource=resource, shutdown_on_exit=False)
         sdk_tracer_provider.add_span_processor(
             BatchSpanProcessor(
@@ -153,7 +153,7 @@ def build_telemetry(settings: Settings) -> Telemetry:
                 "protocol": settings.otel_exporter_otlp_protocol,
                 "traces_endpoint": traces_endpoint,
                 "metrics_endpoint": metrics_endpoint,
-                "span_relay": relay is not None,
+                "span_relay": span_relay,
             },
         )
     return Telemetry(
