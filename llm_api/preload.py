@@ -16,14 +16,13 @@ import asyncio
 import importlib
 import logging
 import os
-import signal
-import time
 from collections.abc import Sequence
 
 from llm_api.config import Settings
 from llm_api.spend.prices import load_package_table
 from llm_api.store.database import is_sqlite
 from llm_api.utils.otlp_relay import start_relay
+from llm_api.utils.processes import wait_or_kill
 from llm_api.utils.tracing import exporter_classes, signal_endpoint
 
 # The master waits at most this long for the database before leaving the migration to the workers.
@@ -96,15 +95,8 @@ def migrate_before_fork(settings: Settings, log: logging.Logger) -> None:
             )
         finally:
             os._exit(status)
-    deadline = time.monotonic() + MIGRATE_TIMEOUT_S + 5
-    while time.monotonic() < deadline:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    log.warning("the database migration did not finish before the workers started; they will migrate it")
+    if not wait_or_kill(pid, MIGRATE_TIMEOUT_S + 5):
+        log.warning("the database migration did not finish before the workers started; they will migrate it")
 
 
 async def _migrate(url: str) -> None:

@@ -38,6 +38,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from llm_api.utils.otlp_encoding import EncodedSpans, encode_span_request
+from llm_api.utils.processes import wait_or_kill
 
 log = logging.getLogger("llm_api.telemetry")
 
@@ -139,18 +140,7 @@ def stop_relay(timeout_s: float = DRAIN_S + 1) -> None:
         return
     with contextlib.suppress(OSError):
         os.close(relay.lifeline_fd)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(relay.pid, os.WNOHANG)
-        except ChildProcessError:  # already reaped (gunicorn reaps every child)
-            return
-        if done:
-            return
-        time.sleep(0.02)
-    with contextlib.suppress(OSError):
-        os.kill(relay.pid, signal.SIGKILL)
-        os.waitpid(relay.pid, 0)
+    wait_or_kill(relay.pid, timeout_s)
 
 
 def _serve(
