@@ -23,7 +23,7 @@ from llm_api.spend.prices import load_package_table
 from llm_api.store.database import is_sqlite
 from llm_api.utils.otlp_relay import start_relay
 from llm_api.utils.processes import wait_or_kill
-from llm_api.utils.tracing import exporter_classes, signal_endpoint
+from llm_api.utils.tracing import direct_span_exporter, exporter_classes, signal_endpoint
 
 # The master waits at most this long for the database before leaving the migration to the workers.
 MIGRATE_TIMEOUT_S = 15.0
@@ -59,11 +59,10 @@ def start_span_relay(settings: Settings, log: logging.Logger, close_in_relay: Se
     traces_endpoint = signal_endpoint(settings, "traces")
     if traces_endpoint is None or not settings.otlp_span_relay:
         return
-    exporter_class = exporter_classes(settings)[0]
     start_relay(
         traces_endpoint,
         settings.otel_exporter_otlp_protocol,
-        lambda: exporter_class(endpoint=traces_endpoint),
+        direct_span_exporter(settings, traces_endpoint),
         log,
         close_in_relay=close_in_relay,
     )

@@ -7,6 +7,7 @@ Without an OTLP endpoint nothing is exported (no-op providers: no threads, no co
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -106,13 +107,19 @@ def _span_exporter(settings: Settings, traces_endpoint: str) -> tuple[SpanExport
     60-170 ms pauses at the p99 (bench). Exporting itself, a worker sends 64-span batches (~0.5 ms of
     encoding plus ~0.9 ms for the HTTP call per batch). Through the master's relay it only encodes and
     writes to a socket, so smaller batches cost little and hold the GIL ~0.13 ms each."""
-    exporter_class = exporter_classes(settings)[0]
+    direct = direct_span_exporter(settings, traces_endpoint)
     relay = (
         relay_for(traces_endpoint, settings.otel_exporter_otlp_protocol) if settings.otlp_span_relay else None
     )
     if relay is None:
-        return exporter_class(endpoint=traces_endpoint), 64
-    return RelaySpanExporter(relay.address, lambda: exporter_class(endpoint=traces_endpoint)), 16
+        return direct(), 64
+    return RelaySpanExporter(relay.address, direct), 16
+
+
+def direct_span_exporter(settings: Settings, traces_endpoint: str) -> Callable[[], SpanExporter]:
+    """Builds the exporter that sends spans to the collector itself: a worker's without a relay (or
+    when it is gone), and the relay's."""
+    return functools.partial(exporter_classes(settings)[0], endpoint=traces_endpoint)
 
 
 def build_telemetry(settings: Settings) -> Telemetry:
