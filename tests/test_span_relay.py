@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,12 +69,6 @@ def pid_using_port(local_port: int) -> int | None:
     return None
 
 
-@contextmanager
-def run_receiver() -> Iterator[Receiver]:
-    with run_http_receiver(sender_of=pid_using_port) as receiver:
-        yield receiver
-
-
 def relay_env(emulator: Emulator, receiver: Receiver, **overrides: str) -> dict[str, str]:
     settings = {
         "WEB_CONCURRENCY": "2",
@@ -120,7 +112,10 @@ def worker_pids(export: Export) -> set[int]:
 
 
 def test_the_workers_spans_are_exported_by_the_relay(emulator: Emulator, emu: Emulator) -> None:
-    with run_receiver() as receiver, run_gateway(relay_env(emulator, receiver)) as gateway:
+    with (
+        run_http_receiver(sender_of=pid_using_port) as receiver,
+        run_gateway(relay_env(emulator, receiver)) as gateway,
+    ):
         relay = relay_pid(gateway)
         request_ids = [chat(gateway) for _ in range(6)]
         for request_id in request_ids:
@@ -134,7 +129,7 @@ def test_the_workers_spans_are_exported_by_the_relay(emulator: Emulator, emu: Em
 
 def test_without_the_relay_each_worker_exports_its_own_spans(emulator: Emulator, emu: Emulator) -> None:
     with (
-        run_receiver() as receiver,
+        run_http_receiver(sender_of=pid_using_port) as receiver,
         run_gateway(relay_env(emulator, receiver, OTLP_SPAN_RELAY="false")) as gateway,
     ):
         request_id = chat(gateway)
@@ -144,7 +139,10 @@ def test_without_the_relay_each_worker_exports_its_own_spans(emulator: Emulator,
 
 
 def test_when_the_relay_is_gone_the_workers_export_themselves(emulator: Emulator, emu: Emulator) -> None:
-    with run_receiver() as receiver, run_gateway(relay_env(emulator, receiver)) as gateway:
+    with (
+        run_http_receiver(sender_of=pid_using_port) as receiver,
+        run_gateway(relay_env(emulator, receiver)) as gateway,
+    ):
         relay = relay_pid(gateway)
         first = chat(gateway)
         wait_until(lambda: exports_of(receiver, first))
@@ -163,7 +161,7 @@ def test_spans_left_at_shutdown_reach_the_collector_through_the_relay(
     emulator: Emulator, emu: Emulator
 ) -> None:
     # Only the workers' shutdown flush can deliver them, and then only the relay can send them.
-    with run_receiver() as receiver:
+    with run_http_receiver(sender_of=pid_using_port) as receiver:
         with run_gateway(relay_env(emulator, receiver, OTEL_BSP_SCHEDULE_DELAY="60000")) as gateway:
             relay = relay_pid(gateway)
             request_id = chat(gateway)
