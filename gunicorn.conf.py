@@ -105,10 +105,6 @@ def when_ready(server: Any) -> None:
     settings = Settings()
     preload_shared_state(settings)
     migrate_before_fork(settings, logging.getLogger("gunicorn.error"))
-    # Collected and frozen before the relay's fork, as before each worker's (pre_fork): a collection in
-    # the master after that fork writes the GC header of every object it walks, the master copies those
-    # pages, and the relay is left the only owner of the originals (52 MiB of USS, bench relay memory).
-    pre_fork(server, None)
     master_fds = [listener.fileno() for listener in server.LISTENERS]
     start_span_relay(settings, logging.getLogger("gunicorn.error"), master_fds)
 
