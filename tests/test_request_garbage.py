@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from llm_api.routers.disconnect import CancelOnDisconnect
-from llm_api.routers.sse import SSEResponse
+from llm_api.routers.sse import PING, SSEResponse
+from tests.support import async_wait_until
 
 ROUNDS = 20
 
@@ -50,21 +51,34 @@ async def _never_disconnects() -> dict[str, Any]:
     return {"type": "http.disconnect"}
 
 
+def _only_this_task_left() -> bool:
+    """Every other task (the watchers, cancelled; the pings) has run to its end."""
+    return asyncio.all_tasks() == {asyncio.current_task()}
+
+
 def test_the_disconnect_watcher_leaves_no_cycle(no_gc: None) -> None:
     async def requests() -> None:
         for _ in range(ROUNDS):
-            async with CancelOnDisconnect(_never_disconnects):
-                await asyncio.sleep(0)
-        for _ in range(3):  # the watchers' cancellations run on the next turns of the loop
-            await asyncio.sleep(0)
+            listening = asyncio.Event()
+
+            async def receive() -> dict[str, Any]:
+                listening.set()
+                return await _never_disconnects()
+
+            async with CancelOnDisconnect(receive):
+                # The watcher is waiting on `receive` when the block ends: it is cancelled from there.
+                await asyncio.wait_for(listening.wait(), timeout=5)
+        await async_wait_until(_only_this_task_left, timeout=5, interval=0.001)
 
     asyncio.run(requests())
     assert unreachable(CancelOnDisconnect, asyncio.CancelledError) == []
 
 
-async def _events() -> AsyncGenerator[bytes, None]:
+async def _events(bodies: list[bytes]) -> AsyncGenerator[bytes, None]:
+    """Three events, each after a keep-alive ping: the timer fired and a ping was written in between."""
     for n in range(3):
-        await asyncio.sleep(0.002)  # longer than the ping interval: the keep-alive timer is armed
+        if n:
+            await async_wait_until(lambda: bodies[-1] == PING, timeout=5, interval=0.001)
         yield f"data: {n}\n\n".encode()
 
 
@@ -78,15 +92,15 @@ def test_a_finished_stream_leaves_no_cycle(no_gc: None) -> None:
     async def streams() -> None:
         for _ in range(ROUNDS):
             response = SSEResponse(
-                _events(),
+                _events(bodies),
                 ping_interval_s=0.001,
                 error_response=lambda exc: None,  # type: ignore[arg-type,return-value]
                 error_event=lambda exc: b"",
             )
             await response({"type": "http", "method": "POST"}, _never_disconnects, send)  # type: ignore[arg-type]
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await async_wait_until(_only_this_task_left, timeout=5, interval=0.001)
 
     asyncio.run(streams())
     assert bodies.count(b"data: 2\n\n") == ROUNDS  # every stream ran to its end
+    assert bodies.count(PING) >= 2 * ROUNDS  # and pinged between its events
     assert unreachable(SSEResponse, CancelOnDisconnect) == []
