@@ -15,6 +15,7 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +29,28 @@ from bench.upstream import STREAM_CHUNKS as CHUNKS
 from bench.upstream import start_nginx
 
 HOOK = ROOT / "bench" / "garbage_hook"
-RESULT_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 30.0
 
 
-def _window(probe: Path, window: int, mode: str, server: Server, drive: Any) -> tuple[int, dict[str, Any]]:
-    (probe / f"mode.{window}").write_text(mode)
-    (probe / f"start.{window}").touch()
-    time.sleep(0.2)  # the probe polls every 20 ms: let it start its window before the load does
-    requests = int(drive())
-    (probe / f"stop.{window}").touch()
-    paths = [probe / f"result.{window}.{pid}.json" for pid in server.workers]
-    deadline = time.monotonic() + RESULT_TIMEOUT_S
+def _wait_for_files(paths: list[Path], what: str) -> None:
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
     while not all(path.exists() for path in paths):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"no probe result for window {window}: is {HOOK} on the worker's path?")
-        time.sleep(0.05)
-    return requests, json.loads(paths[0].read_text())
+            raise RuntimeError(f"no {what} from the probe: is {HOOK} on the worker's path?")
+        time.sleep(0.02)
+
+
+def _window(
+    probe: Path, window: int, mode: str, server: Server, drive: Callable[[], int]
+) -> tuple[int, dict[str, Any]]:
+    (probe / f"mode.{window}").write_text(mode)
+    (probe / f"start.{window}").touch()
+    _wait_for_files([probe / f"ready.{window}.{pid}" for pid in server.workers], f"start of window {window}")
+    requests = drive()
+    (probe / f"stop.{window}").touch()
+    results = [probe / f"result.{window}.{pid}.json" for pid in server.workers]
+    _wait_for_files(results, f"result for window {window}")
+    return requests, json.loads(results[0].read_text())
 
 
 def main() -> None:
@@ -83,7 +90,10 @@ def main() -> None:
                     raise RuntimeError(f"{target.name}: {out['errors']} failed requests")
                 return requests
 
-            run.load(target, args.concurrency, server=server, duration_s=1) if not args.sse else drive()
+            if args.sse:
+                drive()  # the warm-up
+            else:
+                run.load(target, args.concurrency, server=server, duration_s=1)
             timed_requests, timing = _window(probe, window, "timing", server, drive)
             kept_requests, garbage = _window(probe, window + 1, "garbage", server, drive)
             window += 2

@@ -1,9 +1,10 @@
 """Loaded by every gateway process `python -m bench.garbage` starts (PYTHONPATH): a probe in each forked
 child that the driver steers with files in GARBAGE_PROBE_DIR.
 
-For window N the driver creates `start.N` and then `stop.N`; in between the probe either times the GC's
-collections (`gc.callbacks`) or keeps everything the cyclic GC finds (`gc.DEBUG_SAVEALL`), by the
-window's `mode.N` file ("timing" or "garbage"). It writes `result.N.<pid>.json` when the window ends.
+For window N the driver creates `start.N`, waits for the probe's `ready.N.<pid>`, loads the worker and then
+creates `stop.N`; in between the probe either times the GC's collections (`gc.callbacks`) or keeps
+everything the cyclic GC finds (`gc.DEBUG_SAVEALL`), by the window's `mode.N` file ("timing" or
+"garbage"). It writes `result.N.<pid>.json` when the window ends.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def _probe(directory: Path) -> None:
         gc.collect()
         gc.garbage.clear()
         stop = directory / f"stop.{window}"
+        (directory / f"ready.{window}.{os.getpid()}").touch()  # the driver starts its load after this
         result = _timing_window(stop) if mode == "timing" else _garbage_window(stop)
         out = directory / f"result.{window}.{os.getpid()}.json"
         out.with_suffix(".tmp").write_text(json.dumps(result))
