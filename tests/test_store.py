@@ -253,6 +253,25 @@ async def test_ledger_is_idempotent_and_rolls_up(store: Store) -> None:
     assert await store.ledger.spend_since("key_a", period_start("total", now)) == Decimal("0.751")
 
 
+async def test_ledger_rows_read_back_as_the_store_queries_them(store: Store) -> None:
+    """The batch insert writes through the driver: its stored values must be the ones SQLAlchemy binds
+    when it queries (SQLite compares times as text), whole seconds and other time zones included."""
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    whole = dt.datetime(2026, 12, 2, 10, 0, 0, tzinfo=plus_two)  # 08:00:00 UTC, no microseconds
+    fine = dt.datetime(2026, 12, 2, 23, 59, 59, 999999, tzinfo=UTC)
+    rows = [_row("key_t", when=whole, stream=True), _row("key_t", when=fine, cost="1.5", ttft_ms=3.25)]
+    assert await store.ledger.insert(rows) == 2
+    assert await store.ledger.count(time=whole) == 1
+    assert await store.ledger.count(time=fine) == 1
+    assert await store.ledger.count(stream=True, key_id="key_t") == 1
+    stored = {row["request_id"]: row for row in await store.ledger.rows(key_id="key_t")}
+    first, second = stored[rows[0].request_id], stored[rows[1].request_id]
+    assert first["time"] == whole and first["time"].tzinfo is not None
+    assert (second["time"], second["cost_usd"], second["ttft_ms"]) == (fine, Decimal("1.5"), 3.25)
+    [day] = await store.usage.report(key_id="key_t", group_by=["day"])
+    assert (day.day, day.requests, day.cost_usd) == (dt.date(2026, 12, 2), 2, Decimal("1.501"))
+
+
 def test_budget_periods_are_calendar_aligned_in_utc() -> None:
     moment = dt.datetime(2026, 12, 3, 15, 30, tzinfo=dt.timezone(dt.timedelta(hours=-8)))  # Thu 23:30 UTC
     assert period_start("day", moment) == dt.datetime(2026, 12, 3, tzinfo=UTC)

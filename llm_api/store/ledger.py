@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import and_, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llm_api.store.tables import nanos_to_usd, usage_daily, usage_events, usd_to_nanos
-
-_COUNTERS = (
-    "requests",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cost_nusd",
-    "unpriced_requests",
-)
+from llm_api.store.ledger_batch import LedgerBatchWriter
+from llm_api.store.tables import nanos_to_usd, usage_daily, usage_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +50,8 @@ class UsageRow:
         """The model a report files this row under: the one that served it, else the one asked for."""
         return self.model_served or self.model_requested or ""
 
-    def columns(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: it deep-copies every (immutable) value, 25x the cost of this.
-        values = dict(zip(_ROW_FIELDS, _row_values(self), strict=True))
-        cost = values.pop("cost_usd")
-        values["cost_nusd"] = usd_to_nanos(cost) if cost is not None else None
-        return values
-
 
 _ROW_FIELDS = tuple(field.name for field in fields(UsageRow))
-_row_values = operator.attrgetter(*_ROW_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,61 +60,12 @@ class RecentUsage:
     tokens: int
 
 
-def _insert(conn: AsyncConnection | Connection, table: Any) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-@dataclass(frozen=True, slots=True)
-class _Statements:
-    """The ledger's two writes for one dialect, built once: SQLAlchemy then finds them compiled in its
-    cache instead of building and compiling a multi-VALUES upsert for every batch."""
-
-    events: Any
-    daily: Any
-
-    @classmethod
-    def build(cls, conn: AsyncConnection) -> _Statements:
-        events = (
-            _insert(conn, usage_events)
-            .on_conflict_do_nothing(index_elements=["request_id"])
-            .returning(usage_events.c.request_id)
-        )
-        daily = _insert(conn, usage_daily)
-        daily = daily.on_conflict_do_update(
-            index_elements=["day", "key_id", "model"],
-            set_={name: usage_daily.c[name] + daily.excluded[name] for name in _COUNTERS},
-        )
-        return cls(events=events, daily=daily)
-
-
-def _daily_deltas(rows: Iterable[UsageRow]) -> list[dict[str, Any]]:
-    totals: dict[tuple[dt.date, str, str], dict[str, Any]] = {}
-    for row in rows:
-        group = (row.time.astimezone(dt.UTC).date(), row.key_id or "", row.report_model)
-        entry = totals.setdefault(
-            group,
-            {"day": group[0], "key_id": group[1], "model": group[2], **dict.fromkeys(_COUNTERS, 0)},
-        )
-        entry["requests"] += 1
-        entry["errors"] += int(row.failed)
-        entry["input_tokens"] += row.input_tokens or 0
-        entry["output_tokens"] += row.output_tokens or 0
-        entry["cache_read_tokens"] += row.cache_read_tokens or 0
-        entry["cache_write_tokens"] += row.cache_write_tokens or 0
-        if row.cost_usd is None:
-            entry["unpriced_requests"] += int(row.input_tokens is not None)
-        else:
-            entry["cost_nusd"] += usd_to_nanos(row.cost_usd)
-    # A fixed order, so that two writers upserting the same groups lock them in the same order.
-    return [totals[group] for group in sorted(totals)]
-
-
 class LedgerRepository:
     """Writes usage rows (idempotent on request id) and answers the spend questions the limits ask."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._statements: _Statements | None = None
+        self._batches = LedgerBatchWriter(engine.dialect, _ROW_FIELDS)
 
     async def insert(self, rows: Sequence[UsageRow]) -> int:
         """Insert the rows not already recorded and add them to the daily rollup, in one transaction.
@@ -145,17 +76,8 @@ class LedgerRepository:
         rows = list({row.request_id: row for row in reversed(rows)}.values())[::-1]  # first of each id
         if not rows:
             return 0
-        async with self._engine.begin() as conn:
-            statements = self._statements
-            if statements is None:
-                statements = self._statements = _Statements.build(conn)
-            result = await conn.execute(statements.events, [row.columns() for row in rows])
-            inserted = set(result.scalars().all())
-            fresh = [row for row in rows if row.request_id in inserted]
-            deltas = _daily_deltas(fresh)
-            if deltas:
-                await conn.execute(statements.daily, deltas)
-        return len(fresh)
+        async with self._engine.connect() as conn:
+            return await self._batches.write(conn, rows)
 
     async def spend_since(self, key_id: str, since: dt.datetime) -> Decimal:
         """The recorded spend of `key_id` from `since` on (USD): whole days from the rollup, a partial
