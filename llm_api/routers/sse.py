@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -62,13 +62,6 @@ class SSEResponse(Response):
             await self.events.aclose()
 
     async def _relay(self, scope: Scope, receive: Receive, send: Send) -> None:
-        first: asyncio.Future[bytes] = asyncio.ensure_future(anext(self.events))
-        try:
-            done, _ = await asyncio.wait({first}, timeout=self.ping_interval_s)
-        except BaseException:
-            first.cancel()
-            await asyncio.wait({first})  # let the generator unwind before it is closed
-            raise
         started = False
         pacer = _Pacer(send, self.ping_interval_s)
 
@@ -84,12 +77,8 @@ class SSEResponse(Response):
             )
 
         try:
-            if not done:
-                await start()
-                await pacer.write(PING)
-                pacer.keepalive()
             try:
-                chunk = await first
+                chunk = await self._first_event(start, pacer)
             except StopAsyncIteration:
                 chunk = b""
             except GatewayError as exc:
@@ -116,6 +105,20 @@ class SSEResponse(Response):
             await pacer.end()
         finally:
             pacer.stop()
+
+    async def _first_event(self, start: Callable[[], Awaitable[None]], pacer: _Pacer) -> bytes:
+        """The first event, awaited as a task so that the response can start with a ping while upstream
+        is late, without cancelling it. A frame of its own: once it returns nothing holds the task (and
+        its wait's sets), which the relay's frame kept for as long as the stream lasted (~1 KiB each)."""
+        first: asyncio.Future[bytes] = asyncio.ensure_future(anext(self.events))
+        try:
+            done, _ = await asyncio.wait({first}, timeout=self.ping_interval_s)
+            if not done:
+                await start()
+                await pacer.write(PING)
+                pacer.keepalive()
+            return await first
+        finally:
             if not first.done():
                 # The first step still runs the generator: let it unwind before anyone closes it.
                 first.cancel()
