@@ -29,6 +29,7 @@ async def main(spec: dict[str, object]) -> dict[str, object]:
     expect = int(spec["expect_deltas"])  # type: ignore[call-overload]
     open_per_s = float(spec.get("open_per_s") or 0)  # type: ignore[arg-type]
     timeout_s = float(spec.get("timeout_s") or 300)  # type: ignore[arg-type]
+    open_file = str(spec.get("open_file") or "")
     parts = urlsplit(str(spec["url"]))
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     body = str(spec["body"]).encode()
@@ -63,6 +64,9 @@ async def main(spec: dict[str, object]) -> dict[str, object]:
                 max_open = open_now
                 if max_open == streams:
                     all_open_at = time.time()
+                    if open_file:  # for a driver that acts while every stream is held (bench.heap)
+                        with open(open_file, "w") as handle:
+                            handle.write(str(all_open_at))
             deltas = 0
             tail = b""
             while True:
