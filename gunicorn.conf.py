@@ -14,6 +14,12 @@ from typing import Any
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 
+def _libc() -> Any:
+    """glibc (or a libc like it), or None where there is none to find."""
+    name = ctypes.util.find_library("c")
+    return None if name is None else ctypes.CDLL(name)
+
+
 def _limit_malloc_arenas(arenas: int = 2) -> None:
     """At most `arenas` glibc malloc arenas per process (unless MALLOC_ARENA_MAX says otherwise).
 
@@ -24,12 +30,29 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
     """
     if os.environ.get("MALLOC_ARENA_MAX"):
         return  # glibc read it at start-up
-    name = ctypes.util.find_library("c")
-    if name is None:  # pragma: no cover - not glibc-like
+    libc = _libc()
+    if libc is None:  # pragma: no cover - not glibc-like
         return
     try:
-        ctypes.CDLL(name).mallopt(M_ARENA_MAX, arenas)
+        libc.mallopt(M_ARENA_MAX, arenas)
     except (OSError, AttributeError):  # pragma: no cover - a libc without mallopt (musl)
+        return
+
+
+def _release_free_heap() -> None:
+    """Hand the master's free C-heap pages back to the kernel (glibc's `malloc_trim`) before a fork.
+
+    The import and the preload free a lot of what they allocate, and glibc keeps those pages mapped when
+    they are not at the top of the heap: every worker then inherits them and counts them in its RSS,
+    ~10 MiB each measured (bench.memory: idle worker RSS 121.6 -> 112.0 MiB). Freed in the master, no
+    worker maps them. A few milliseconds, once per fork.
+    """
+    libc = _libc()
+    if libc is None:  # pragma: no cover - not glibc-like
+        return
+    try:
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - a libc without malloc_trim (musl)
         return
 
 
@@ -83,13 +106,15 @@ logconfig_dict = {
 
 
 def pre_fork(server: Any, worker: Any) -> None:
-    """Before each fork: move everything the master holds (the imported app) to the permanent generation.
+    """Before each fork: move everything the master holds (the imported app) to the permanent generation,
+    and return its free heap pages to the kernel.
 
     The workers' collector then never walks those objects, so it never writes their GC headers and the
     pages stay shared with the master instead of being copied into every worker. Cheap after the first call.
     """
     gc.collect()
     gc.freeze()
+    _release_free_heap()
 
 
 def when_ready(server: Any) -> None:
@@ -106,6 +131,7 @@ def when_ready(server: Any) -> None:
     preload_shared_state(settings)
     migrate_before_fork(settings, logging.getLogger("gunicorn.error"))
     master_fds = [listener.fileno() for listener in server.LISTENERS]
+    _release_free_heap()  # before the relay's fork too
     start_span_relay(settings, logging.getLogger("gunicorn.error"), master_fds)
 
 
