@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from llm_api.routing.breaker import Breaker, BreakerPolicy, MemoryBreakerStore
 from tests.routing_support import Clock
 from tests.support import ROOT, async_wait_until, free_port
+from tests.test_ratelimit import own_redis
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POLICY = BreakerPolicy(failures=3, window_s=30, cooldown_s=0.5)
@@ -193,6 +194,26 @@ async def test_redis_down_falls_back_in_process_without_failing(caplog: pytest.L
     warnings = [r for r in caplog.records if r.name == "llm_api.routing.breaker"]
     assert len(warnings) == 1 and "deciding in process" in warnings[0].getMessage()
     await dead.aclose()
+
+
+async def test_scripts_redis_forgot_are_loaded_again_and_the_state_stays_shared() -> None:
+    """A Redis restart or SCRIPT FLUSH between two calls: the breaker's scripts (sent by their SHA on the
+    hot path) are loaded again, and the decision is still Redis's, not the process's."""
+    with own_redis() as (port, _):
+        client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+        breaker = Breaker(POLICY, redis=client, key_prefix="flushed")
+        admission = await breaker.acquire("claude-a")
+        assert admission.admitted and admission.store == "redis"
+        await client.script_flush()
+        await breaker.release(admission, "success")
+        await client.script_flush()
+        opened = [await breaker.record_failure("claude-a") for _ in range(3)]
+        await client.script_flush()
+        refused = await breaker.acquire("claude-a")
+        assert opened == [False, False, True]
+        assert not refused.admitted and breaker.shared
+        assert await client.hget("flushed:router:{claude-a}:state", "open_until")  # the cooldown is Redis's
+        await client.aclose()
 
 
 async def test_keys_carry_one_hash_tag_per_deployment(redis_client: aioredis.Redis, prefix: str) -> None:

@@ -1,5 +1,8 @@
 """Breaker state in Redis, shared by every worker and instance: one Lua script, one round trip, per check.
 
+Every routed request runs two of them (acquire, release), so they go through the hot path's connection API
+(`redis_commands.run_script`), not redis-py's command layer and script objects (~30 µs of CPU per call).
+
 Keys per deployment, all three in one cluster slot thanks to the hash tag `{<deployment>}`:
 
     <prefix>:router:{claude-a}:state     hash    open_until (ms; absent: closed), probe_at (ms)
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llm_api.routing.breaker.types import Admission, BreakerPolicy, DeploymentState, Outcome
+from llm_api.security.redis_commands import run_script
 
 _NOW = """
 local t = redis.call('TIME')
@@ -126,9 +130,11 @@ class RedisBreakerStore:
 
     async def acquire(self, deployment: str, token: str) -> Admission:
         policy = self._policy
-        admitted, probe, retry_at_ms = await self._acquire(
-            keys=self.keys(deployment),
-            args=[token, _ms(policy.probe_timeout_s), _ms(policy.in_flight_ttl_s), _ms(policy.probe_retry_s)],
+        admitted, probe, retry_at_ms = await run_script(
+            self._redis,
+            self._acquire,
+            self.keys(deployment),
+            [token, _ms(policy.probe_timeout_s), _ms(policy.in_flight_ttl_s), _ms(policy.probe_retry_s)],
         )
         if not admitted:
             return Admission(deployment, admitted=False, retry_at=int(retry_at_ms) / 1000, store=self.name)
@@ -138,9 +144,11 @@ class RedisBreakerStore:
         self, deployment: str, *, token: str, outcome: Outcome, retry_after_s: float | None, probe: bool
     ) -> bool:
         policy = self._policy
-        (opened,) = await self._release(
-            keys=self.keys(deployment),
-            args=[
+        (opened,) = await run_script(
+            self._redis,
+            self._release,
+            self.keys(deployment),
+            [
                 token,
                 outcome[0],
                 _ms(retry_after_s or 0.0),
