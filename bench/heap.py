@@ -1,4 +1,4 @@
-"""`python -m bench.heap [--streams N] [--top K]`: where a held stream's memory goes, line by line (~2 min).
+"""`python -m bench.heap [--streams N] [--top K]`: where a held stream's memory goes, line by line (~1 min).
 
 One worker, everything on, the emulator upstream; tracemalloc runs in the worker from the fork on
 (bench/heap_hook, loaded through PYTHONPATH). After a warm-up of short streams (the first requests' lazily
