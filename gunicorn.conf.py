@@ -14,10 +14,13 @@ from typing import Any
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 
-def _libc() -> Any:
+def _find_libc() -> Any:
     """glibc (or a libc like it), or None where there is none to find."""
-    name = ctypes.util.find_library("c")
+    name = ctypes.util.find_library("c")  # runs ldconfig (~1.5 ms): once, not on every fork
     return None if name is None else ctypes.CDLL(name)
+
+
+LIBC = _find_libc()
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
@@ -30,11 +33,10 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
     """
     if os.environ.get("MALLOC_ARENA_MAX"):
         return  # glibc read it at start-up
-    libc = _libc()
-    if libc is None:  # pragma: no cover - not glibc-like
+    if LIBC is None:  # pragma: no cover - not glibc-like
         return
     try:
-        libc.mallopt(M_ARENA_MAX, arenas)
+        LIBC.mallopt(M_ARENA_MAX, arenas)
     except (OSError, AttributeError):  # pragma: no cover - a libc without mallopt (musl)
         return
 
@@ -47,11 +49,10 @@ def _release_free_heap() -> None:
     ~10 MiB each measured (bench.memory: idle worker RSS 121.6 -> 112.0 MiB). Freed in the master, no
     worker maps them. A few milliseconds, once per fork.
     """
-    libc = _libc()
-    if libc is None:  # pragma: no cover - not glibc-like
+    if LIBC is None:  # pragma: no cover - not glibc-like
         return
     try:
-        libc.malloc_trim(0)
+        LIBC.malloc_trim(0)
     except (OSError, AttributeError):  # pragma: no cover - a libc without malloc_trim (musl)
         return
 
