@@ -17,17 +17,14 @@ import collections
 import json
 import linecache
 import re
-import subprocess
-import sys
-import time
+import shutil
 import tracemalloc
 from pathlib import Path
 
 from bench import streams
 from bench.harness import Plan, Run
-from bench.load import Target
 from bench.otlp_sink import OtlpSink
-from bench.procs import ROOT, install_cleanup
+from bench.procs import ROOT, install_cleanup, wait_for
 from bench.targets import gateway_target
 from bench.upstream import MODEL_ANTHROPIC, configure_emulator, start_emulator
 
@@ -38,40 +35,11 @@ WARMUP_STREAMS = 50
 WAIT_S = 300.0
 
 
-def _wait_for(path: Path, what: str, deadline_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no {what} within {deadline_s:.0f} s")
-        time.sleep(0.05)
-
-
 def _snapshot(probe: Path, name: str, pid: int) -> tracemalloc.Snapshot:
     (probe / f"snap.{name}").touch()
-    _wait_for(probe / f"done.{name}.{pid}", f"{name} snapshot from worker {pid}")
+    done = probe / f"done.{name}.{pid}"
+    wait_for(done.exists, what=f"the {name} snapshot from worker {pid}", timeout=WAIT_S)
     return tracemalloc.Snapshot.load(str(probe / f"{name}.{pid}.snap"))
-
-
-def _hold(target: Target, count: int, spec: Path, open_file: Path | None) -> subprocess.Popen[bytes]:
-    spec.write_text(
-        json.dumps(
-            {
-                "url": target.url,
-                "body": target.body.decode(),
-                "headers": target.headers,
-                "streams": count,
-                "expect_deltas": CHUNKS,
-                "open_per_s": 0,
-                "open_file": str(open_file) if open_file else "",
-            }
-        )
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench.hold", str(spec)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def owner_name(filename: str) -> str:
@@ -131,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     run = Run(plan, ROOT / "bench/.work/heap", print)
     run.sink = OtlpSink().start()
     probe = run.workdir / "probe"
-    subprocess.run(["rm", "-rf", str(probe)], check=True)
+    shutil.rmtree(probe, ignore_errors=True)
     probe.mkdir(parents=True)
     emulator = start_emulator(run.workdir / "emulator", config={"chunks": CHUNKS, "chunk_delay_s": 0.01})
     env = {"PYTHONPATH": str(HOOK), "HEAP_PROBE_DIR": str(probe), **streams.HOLD_ENV}
@@ -139,15 +107,28 @@ def main(argv: list[str] | None = None) -> None:
     client = None
     try:
         target = gateway_target(server, model=MODEL_ANTHROPIC, stream=True)
-        warm = _hold(target, WARMUP_STREAMS, run.workdir / "warmup.json", None)
+        warm = streams.start_hold_client(
+            target,
+            streams=WARMUP_STREAMS,
+            expect_deltas=CHUNKS,
+            open_per_s=0,
+            spec=run.workdir / "warmup.json",
+        )
         if warm.wait(WAIT_S) != 0:
             raise RuntimeError(f"warm-up failed: {warm.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
         configure_emulator(emulator, {"chunk_delay_s": HOLD_CHUNK_DELAY_S})
         pid = server.workers[0]
         idle = _snapshot(probe, "idle", pid)
         all_open = probe / "all-open"
-        client = _hold(target, args.streams, run.workdir / "hold.json", all_open)
-        _wait_for(all_open, f"{args.streams} streams open at once")
+        client = streams.start_hold_client(
+            target,
+            streams=args.streams,
+            expect_deltas=CHUNKS,
+            open_per_s=0,
+            spec=run.workdir / "hold.json",
+            open_file=all_open,
+        )
+        wait_for(all_open.exists, what=f"{args.streams} streams open at once", timeout=WAIT_S)
         peak = _snapshot(probe, "peak", pid)
     finally:
         if client is not None:

@@ -114,6 +114,38 @@ def _lag(samples: list[float]) -> dict[str, float]:
     }
 
 
+def start_hold_client(
+    target: Target,
+    *,
+    streams: int,
+    expect_deltas: int,
+    open_per_s: float,
+    spec: Path,
+    open_file: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """`python -m bench.hold` on a spec written to `spec`: `streams` streams opened at `open_per_s` (0: all
+    at once), each expecting `expect_deltas` deltas; `open_file` is written once all are open."""
+    spec.write_text(
+        json.dumps(
+            {
+                "url": target.url,
+                "body": target.body.decode(),
+                "headers": target.headers,
+                "streams": streams,
+                "expect_deltas": expect_deltas,
+                "open_per_s": open_per_s,
+                "open_file": str(open_file) if open_file else "",
+            }
+        )
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.hold", str(spec)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 def hold_streams(
     target: Target,
     *,
@@ -136,24 +168,12 @@ def hold_streams(
     idle_rss = rss_kib(worker_pid) or 0
     idle_memory = worker_memory(worker_pid) or {}
 
-    spec = workdir / "hold.json"
-    spec.write_text(
-        json.dumps(
-            {
-                "url": target.url,
-                "body": target.body.decode(),
-                "headers": target.headers,
-                "streams": streams,
-                "expect_deltas": expect_deltas,
-                "open_per_s": open_per_s,
-            }
-        )
-    )
-    client = subprocess.Popen(
-        [sys.executable, "-m", "bench.hold", str(spec)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    client = start_hold_client(
+        target,
+        streams=streams,
+        expect_deltas=expect_deltas,
+        open_per_s=open_per_s,
+        spec=workdir / "hold.json",
     )
     probe = _Probe(health_url, 0.05)
     probe.start()
