@@ -46,7 +46,7 @@ def _release_free_heap() -> None:
 
     The import and the preload free a lot of what they allocate, and glibc keeps those pages mapped when
     they are not at the top of the heap: every worker then inherits them and counts them in its RSS,
-    ~10 MiB each measured (bench.memory: idle worker RSS 121.6 -> 112.0 MiB). Freed in the master, no
+    ~10 MiB each measured (bench.memory: idle worker RSS 121.6 -> 111.1 MiB). Freed in the master, no
     worker maps them. A few milliseconds, once per fork.
     """
     if LIBC is None:  # pragma: no cover - not glibc-like

@@ -1,7 +1,8 @@
 """Breaker state in Redis, shared by every worker and instance: one Lua script, one round trip, per check.
 
 Every routed request runs two of them (acquire, release), so they go through the hot path's connection API
-(`redis_commands.run_script`), not redis-py's command layer and script objects (~30 µs of CPU per call).
+(`redis_commands.run_script`), not redis-py's command layer and script objects (~10 µs of CPU less per call,
+measured in process).
 
 Keys per deployment, all three in one cluster slot thanks to the hash tag `{<deployment>}`:
 
