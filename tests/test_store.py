@@ -291,6 +291,32 @@ async def test_many_writers_at_once(store: Store) -> None:
     assert sum(r.cost_usd for r in report) == Decimal("0.160")
 
 
+async def test_sqlite_batches_from_two_workers_add_up_and_close_their_thread(tmp_path: Path) -> None:
+    """On a SQLite file each worker writes its ledger batches on a connection and thread of its own
+    (sqlite_thread.py): two such writers at once add up exactly, and closing the store ends the thread."""
+    import threading
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/ledger.db"
+    first, second = await Store.open(url), await Store.open(url)
+    now = dt.datetime.now(UTC)
+    batches = [[_row("key_s", when=now) for _ in range(32)] for _ in range(6)]
+    try:
+        written = await asyncio.gather(
+            *((first if i % 2 else second).ledger.insert(batch) for i, batch in enumerate(batches))
+        )
+        assert written == [32] * 6
+        assert await first.ledger.count(key_id="key_s") == 192
+        [total] = await second.usage.report(key_id="key_s")
+        assert (total.requests, total.cost_usd) == (192, Decimal("0.192"))
+        assert any(t.name.startswith("ledger-sqlite") for t in threading.enumerate())
+    finally:
+        await first.aclose()
+        await second.aclose()
+    await async_wait_until(
+        lambda: not any(t.name.startswith("ledger-sqlite") for t in threading.enumerate()), timeout=5
+    )
+
+
 def test_head_revision_constant_matches_the_scripts() -> None:
     from llm_api.store.migrate import HEAD_REVISION
 

@@ -11,7 +11,9 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from llm_api.store.database import SQLITE_BUSY_TIMEOUT_S, sqlite_path
 from llm_api.store.ledger_batch import LedgerBatchWriter
+from llm_api.store.sqlite_thread import SqliteThread
 from llm_api.store.tables import nanos_to_usd, usage_daily, usage_events
 
 
@@ -66,6 +68,10 @@ class LedgerRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._batches = LedgerBatchWriter(engine.dialect, _ROW_FIELDS)
+        # A SQLite file gets its batches written on a connection and thread of their own (one hop per
+        # batch, sqlite_thread.py); an in-memory database only exists on the engine's connection.
+        path = sqlite_path(engine.url.render_as_string()) if engine.dialect.name == "sqlite" else None
+        self._sqlite = SqliteThread(path, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S) if path is not None else None
 
     async def insert(self, rows: Sequence[UsageRow]) -> int:
         """Insert the rows not already recorded and add them to the daily rollup, in one transaction.
@@ -76,8 +82,15 @@ class LedgerRepository:
         rows = list({row.request_id: row for row in reversed(rows)}.values())[::-1]  # first of each id
         if not rows:
             return 0
+        if self._sqlite is not None:
+            batches = self._batches
+            return await self._sqlite.run(lambda connection: batches.write_sqlite(connection, rows))
         async with self._engine.connect() as conn:
             return await self._batches.write(conn, rows)
+
+    async def aclose(self) -> None:
+        if self._sqlite is not None:
+            await self._sqlite.aclose()
 
     async def spend_since(self, key_id: str, since: dt.datetime) -> Decimal:
         """The recorded spend of `key_id` from `since` on (USD): whole days from the rollup, a partial

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -170,6 +171,15 @@ class LedgerBatchWriter:
             # The driver's state is unknown (a lost connection, a refused row): a fresh one next time.
             await conn.invalidate()
             raise
+        return sum(1 for row in rows if row.request_id in inserted)
+
+    def write_sqlite(self, connection: sqlite3.Connection, rows: Sequence[UsageRow]) -> int:
+        """`write` on a plain sqlite3 connection (on its own thread: `SqliteThread`), which commits."""
+        cursor = connection.execute(self._sql.events(len(rows)), self._event_values(rows))
+        inserted = {record[0] for record in cursor.fetchall()}
+        daily = self._daily_values(rows, inserted)
+        if daily:
+            connection.executemany(self._sql.daily, daily)
         return sum(1 for row in rows if row.request_id in inserted)
 
     def _daily_values(self, rows: Sequence[UsageRow], inserted: set[str]) -> list[list[Any]]:

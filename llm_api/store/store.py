@@ -38,4 +38,7 @@ class Store:
         )
 
     async def aclose(self) -> None:
-        await self.engine.dispose()
+        try:
+            await self.ledger.aclose()
+        finally:
+            await self.engine.dispose()
