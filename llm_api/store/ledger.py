@@ -83,8 +83,7 @@ class LedgerRepository:
         if not rows:
             return 0
         if self._sqlite is not None:
-            batches = self._batches
-            return await self._sqlite.run(lambda connection: batches.write_sqlite(connection, rows))
+            return await self._sqlite.run(self._batches.sqlite_batch(rows))
         async with self._engine.connect() as conn:
             return await self._batches.write(conn, rows)
 

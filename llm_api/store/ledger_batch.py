@@ -173,17 +173,28 @@ class LedgerBatchWriter:
             raise
         return sum(1 for row in rows if row.request_id in inserted)
 
-    def write_sqlite(self, connection: sqlite3.Connection, rows: Sequence[UsageRow]) -> int:
-        """`write` on a plain sqlite3 connection (on its own thread: `SqliteThread`), which commits."""
-        cursor = connection.execute(self._sql.events(len(rows)), self._event_values(rows))
-        inserted = {record[0] for record in cursor.fetchall()}
-        daily = self._daily_values(rows, inserted)
-        if daily:
-            connection.executemany(self._sql.daily, daily)
-        return sum(1 for row in rows if row.request_id in inserted)
+    def sqlite_batch(self, rows: Sequence[UsageRow]) -> Callable[[sqlite3.Connection], int]:
+        """`write` for a plain sqlite3 connection on its own thread (`SqliteThread`, which commits): the
+        values and the rollup are worked out here, on the caller's thread, so that the other one only
+        runs SQLite (a thread running Python holds the GIL the event loop needs)."""
+        sql, flat = self._sql.events(len(rows)), self._event_values(rows)
+        every_row_daily = self._daily_values(rows, None)
 
-    def _daily_values(self, rows: Sequence[UsageRow], inserted: set[str]) -> list[list[Any]]:
-        deltas = daily_deltas(row for row in rows if row.request_id in inserted)
+        def write(connection: sqlite3.Connection) -> int:
+            inserted = {record[0] for record in connection.execute(sql, flat).fetchall()}
+            # Rows already recorded (a batch retried after a lost commit) are not rolled up again.
+            daily = every_row_daily if len(inserted) == len(rows) else self._daily_values(rows, inserted)
+            if daily:
+                connection.executemany(self._sql.daily, daily)
+            return len(inserted)
+
+        return write
+
+    def _daily_values(self, rows: Sequence[UsageRow], inserted: set[str] | None) -> list[list[Any]]:
+        """The rollup's upserts for the `inserted` rows (None: all of them)."""
+        deltas = daily_deltas(
+            rows if inserted is None else (row for row in rows if row.request_id in inserted)
+        )
         date_out = self._date_out
         return [[date_out(day), key_id, model, *counters] for day, key_id, model, counters in deltas]
 
