@@ -86,7 +86,7 @@ class SSEResponse(Response):
                     await self.error_response(exc)(scope, receive, send)
                     return
                 await pacer.write(self.error_event(exc))
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await pacer.end()  # under the pacer's lock, as every write: a ping may be due meanwhile
                 return
             if not started:
                 await start()
