@@ -69,3 +69,22 @@ async def test_a_cancelled_call_closes_its_connection(client: Redis) -> None:
 def _url(client: Redis) -> str:
     kwargs = client.connection_pool.connection_kwargs
     return f"redis://{kwargs['host']}:{kwargs['port']}"
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    """`packed` writes the bytes redis-py's own packer writes, for every kind of value it accepts (str,
+    non-ASCII included, int, float, bytes), and refuses what redis-py refuses."""
+    from redis.asyncio import Connection
+    from redis.exceptions import DataError
+
+    from llm_api.security.redis_commands import packed
+
+    connection = Connection()
+    commands = [
+        ("EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", 2, "{k}:tok", "{k}:ré", "id-1", 1000, -1),
+        ("EVALSHA", "abc", 0, 0.25, 1e-9, b"\x00raw\r\n", "", 2**70),
+    ]
+    assert packed(commands, connection.encoder) == b"".join(connection.pack_commands(commands))
+    for bad in (True, None, object()):
+        with pytest.raises(DataError):
+            packed([("EVALSHA", "abc", 0, bad)], connection.encoder)

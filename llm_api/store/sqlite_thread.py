@@ -6,8 +6,9 @@ request in every USAGE_BATCH_SIZE paid it at c=1 (the c=1 p99; docs/performance.
 transaction runs as one function on this thread: one hop per batch. sqlite3 releases the GIL while SQLite
 works, so the loop goes on meanwhile; the batch's Python work (the values, the rollup) stays on the
 caller's thread (run on this one it competed with the loop for the GIL). Measured in process, per 32-row
-batch: 0.75 -> 0.35 ms of the loop thread, 1.85 -> 1.2 ms of CPU in all. The connection is opened on first use (after gunicorn's fork), with
-the engine's pragmas, and after any error it is closed and opened again for the next batch.
+batch: 0.75 -> 0.35 ms of the loop thread, 1.85 -> 1.2 ms of CPU in all. The connection is opened on
+first use (after gunicorn's fork), with the engine's pragmas, and after any error it is closed and opened
+again for the next batch.
 """
 
 from __future__ import annotations
