@@ -16,8 +16,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench import gateway as gateway_module
-from bench.gateway import Features, Server
 from bench.harness import Plan, Run
 from bench.otlp_sink import OtlpSink
 from bench.paths import measure_interleaved
@@ -39,21 +37,6 @@ def worktree(commit: str) -> Path:
     return path
 
 
-def start_from(checkout: Path, run: Run, name: str, upstream: object) -> Server:
-    """A gateway whose gunicorn runs in `checkout` (its `llm_api` comes first on sys.path there)."""
-    original = gateway_module.start
-
-    def start_in_checkout(*args: object, **kwargs: object) -> object:
-        env = {**kwargs.get("env", {}), "PYTHONPATH": str(checkout)}  # type: ignore[dict-item]
-        return original(*args, **{**kwargs, "cwd": checkout, "env": env})  # type: ignore[arg-type]
-
-    gateway_module.start = start_in_checkout  # type: ignore[assignment]
-    try:
-        return run.gateway(name, upstream, features=Features.all_on())  # type: ignore[arg-type]
-    finally:
-        gateway_module.start = original
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("commit", help="the commit to compare the working tree with")
@@ -70,8 +53,8 @@ def main() -> None:
     upstream = start_nginx(run.workdir / "upstream")
     try:
         servers = {
-            "base": start_from(base_tree, run, "ab-base", upstream),
-            "new": start_from(ROOT, run, "ab-new", upstream),
+            "base": run.gateway("ab-base", upstream, checkout=base_tree),
+            "new": run.gateway("ab-new", upstream),
         }
         # Distinct gateways with the same settings: the harness must not hand back the first one.
         assert servers["base"] is not servers["new"]

@@ -174,11 +174,12 @@ def _mib(memory: dict[str, int] | None) -> dict[str, float] | None:
     return {f"{name}_mib": round(kib / 1024, 1) for name, kib in memory.items()}
 
 
-def start_gateway(name: str, env: dict[str, str], *, workdir: Path) -> Server:
+def start_gateway(name: str, env: dict[str, str], *, workdir: Path, checkout: Path | None = None) -> Server:
     """`gunicorn -c gunicorn.conf.py llm_api.main:app` with `env`; waits until every worker answers.
 
     Each gateway gets its own SQLite database (managed keys, usage ledger) in a fresh temporary folder,
-    never the default `./data/llm_api.db` of the worktree.
+    never the default `./data/llm_api.db` of the worktree. `checkout`: run the code and the gunicorn
+    config of another checkout (e.g. a `git worktree`, bench.ab) instead of this one.
     """
     port = free_port()
     scratch = Path(tempfile.mkdtemp(prefix=f"llm-api-bench-{name}-"))
@@ -186,6 +187,7 @@ def start_gateway(name: str, env: dict[str, str], *, workdir: Path) -> Server:
         "DATABASE_URL": f"sqlite+aiosqlite:///{scratch / 'gateway.db'}",
         **env,
         "BIND": f"127.0.0.1:{port}",
+        **({"PYTHONPATH": str(checkout)} if checkout is not None else {}),
     }
     gunicorn = Path(os.environ.get("BENCH_VENV_BIN", ROOT / ".venv" / "bin")) / "gunicorn"
     proc = start(
@@ -193,6 +195,7 @@ def start_gateway(name: str, env: dict[str, str], *, workdir: Path) -> Server:
         [str(gunicorn), "-c", "gunicorn.conf.py", "llm_api.main:app"],
         log=workdir / f"{name}.log",
         env=env,
+        cwd=checkout,
     )
     url = f"http://127.0.0.1:{port}"
     wanted = int(env["WEB_CONCURRENCY"])

@@ -180,6 +180,7 @@ class Run:
         workers: int = 1,
         features: Features | None = None,
         extra_env: dict[str, str] | None = None,
+        checkout: Path | None = None,
     ) -> Server:
         if self.plan.reuse_servers:
             # Smoke: one gateway for everything, the keys and router variant included (a start is ~5 s).
@@ -193,11 +194,11 @@ class Run:
             otlp_protocol=self.sink.protocol if self.sink else "http/protobuf",
             extra=extra_env,
         )
-        key = tuple(sorted(env.items()))
+        key = (*sorted(env.items()), ("checkout", str(checkout)))
         if key in self._servers:
             return self._servers[key]
         self.log(f"- starting {name} ({workers} worker{'s' if workers > 1 else ''})")
-        server = start_gateway(name, env, workdir=self.workdir / "logs")
+        server = start_gateway(name, env, workdir=self.workdir / "logs", checkout=checkout)
         if (features or Features.all_on()).managed_key:
             self._use_managed_key(server, stream=stream or upstream.kind == "emulator")
         if self.plan.reuse_servers:
