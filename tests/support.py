@@ -74,6 +74,14 @@ async def async_wait_until(
     raise TimeoutError(f"condition not met within {timeout}s")
 
 
+async def async_inside_one_window(needed_s: float, *, period_s: float = 60.0) -> None:
+    """Return once at least `needed_s` remain in the current epoch-aligned window of `period_s` (waiting for
+    the next one if need be). `limits`' in-process sliding-window counter aligns its windows to the epoch and
+    floors the previous window's weighted count, so a test that counts exact admissions across a window
+    boundary would see one more admitted than the limit."""
+    await async_wait_until(lambda: period_s - time.time() % period_s >= needed_s, timeout=needed_s + 1.0)
+
+
 def _http_ok(url: str) -> bool:
     try:
         return httpx.get(url, timeout=0.5).status_code < 500

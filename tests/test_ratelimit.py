@@ -32,6 +32,7 @@ from tests.support import (
     OTHER_CLIENT_KEY,
     Emulator,
     Gateway,
+    async_inside_one_window,
     async_wait_until,
     free_port,
     gateway_env,
@@ -373,6 +374,7 @@ def test_fail_closed_answers_503_while_redis_is_down(monkeypatch: pytest.MonkeyP
 
 
 async def test_in_process_fallback_enforces_the_same_limit() -> None:
+    await async_inside_one_window(5)  # the in-process count below must stay in one minute window
     limiter = RateLimiter(
         default=parse_limit("3/minute", setting="RATE_LIMIT"),
         auth_failure=parse_limit("3/minute", setting="AUTH_FAILURE_LIMIT"),
