@@ -1,10 +1,11 @@
-"""`python -m bench.ledger` (~10 s): what one usage-ledger batch costs a worker, in process.
+"""`python -m bench.ledger` (~20 s): what one usage-ledger batch costs a worker, in process.
 
 The store of a gateway (`Store.open`, SQLite in a fresh folder, on uvloop) writes batches of 32 rows (the
 default USAGE_BATCH_SIZE) as the ledger writer does; per batch it prints the CPU of the event-loop thread
 (what delays the requests the loop is serving: the c=1 p99, docs/performance.md), of the whole process
-(the loop, the SQLite thread, the kernel), and the wall time. `--rows` changes the batch size, `--url` the
-database (e.g. a PostgreSQL URL).
+(the loop, the SQLite thread, the kernel), and the wall time, with the rows prepared at the
+insert and ahead (as the writer does, one row at a time as each joins its batch). `--rows` changes the
+batch size, `--url` the database (e.g. a PostgreSQL URL).
 """
 
 from __future__ import annotations
@@ -59,16 +60,20 @@ async def measure(url: str, *, rows: int, batches: int, repeats: int) -> None:
         for _ in range(20):  # warm-up: connections opened, statements cached
             await store.ledger.insert([_row() for _ in range(rows)])
         for _ in range(repeats):
-            work = [[_row() for _ in range(rows)] for _ in range(batches)]
-            cpu, loop, wall = _process_cpu_s(), time.thread_time(), time.perf_counter()
-            for batch in work:
-                await store.ledger.insert(batch)
-            per = 1000 / batches
-            print(
-                f"{rows}-row batch: event-loop thread {(time.thread_time() - loop) * per:.3f} ms, "
-                f"process {(_process_cpu_s() - cpu) * per:.3f} ms of CPU, "
-                f"wall {(time.perf_counter() - wall) * per:.3f} ms"
-            )
+            for ahead in (False, True):
+                work = [[_row() for _ in range(rows)] for _ in range(batches)]
+                # As the ledger writer does: each row prepared as it joins the batch.
+                values = [[store.ledger.prepare(r) for r in batch] for batch in work] if ahead else None
+                cpu, loop, wall = _process_cpu_s(), time.thread_time(), time.perf_counter()
+                for i, batch in enumerate(work):
+                    await store.ledger.insert(batch, None if values is None else values[i])
+                per = 1000 / batches
+                print(
+                    f"{rows}-row batch, rows prepared {'ahead' if ahead else 'at the insert'}: event-loop "
+                    f"thread {(time.thread_time() - loop) * per:.3f} ms, "
+                    f"process {(_process_cpu_s() - cpu) * per:.3f} ms of CPU, "
+                    f"wall {(time.perf_counter() - wall) * per:.3f} ms"
+                )
     finally:
         await store.aclose()
 

@@ -253,14 +253,19 @@ async def test_ledger_is_idempotent_and_rolls_up(store: Store) -> None:
     assert await store.ledger.spend_since("key_a", period_start("total", now)) == Decimal("0.751")
 
 
-async def test_ledger_rows_read_back_as_the_store_queries_them(store: Store) -> None:
+@pytest.mark.parametrize("prepared", [False, True], ids=["prepared-at-insert", "prepared-ahead"])
+async def test_ledger_rows_read_back_as_the_store_queries_them(store: Store, prepared: bool) -> None:
     """The batch insert writes through the driver: its stored values must be the ones SQLAlchemy binds
-    when it queries (SQLite compares times as text), whole seconds and other time zones included."""
+    when it queries (SQLite compares times as text), whole seconds and other time zones included; the
+    same when the writer prepared each row as it joined its batch (`prepare`)."""
     plus_two = dt.timezone(dt.timedelta(hours=2))
     whole = dt.datetime(2026, 12, 2, 10, 0, 0, tzinfo=plus_two)  # 08:00:00 UTC, no microseconds
     fine = dt.datetime(2026, 12, 2, 23, 59, 59, 999999, tzinfo=UTC)
     rows = [_row("key_t", when=whole, stream=True), _row("key_t", when=fine, cost="1.5", ttft_ms=3.25)]
-    assert await store.ledger.insert(rows) == 2
+    values = [store.ledger.prepare(row) for row in rows] if prepared else None
+    with pytest.raises(ValueError, match="one entry per row"):
+        await store.ledger.insert(rows, [store.ledger.prepare(rows[0])])
+    assert await store.ledger.insert([*rows, rows[0]], None if values is None else [*values, values[0]]) == 2
     assert await store.ledger.count(time=whole) == 1
     assert await store.ledger.count(time=fine) == 1
     assert await store.ledger.count(stream=True, key_id="key_t") == 1
@@ -363,6 +368,28 @@ async def test_writer_keeps_rows_through_an_outage_and_drops_only_past_its_bound
         finally:
             await writer.aclose()
             await store.aclose()
+
+
+async def test_writer_drops_a_row_it_cannot_convert_and_keeps_writing(database_url: str) -> None:
+    from llm_api.store.writer import LedgerWriter
+
+    store = await Store.open(database_url)
+    writer = LedgerWriter(store.ledger, engine=store.engine, flush_interval_s=0.05)
+    writer.start()
+    try:
+        now = dt.datetime.now(UTC)
+        naive = _row("key_n", when=now.replace(tzinfo=None))  # a UTC column refuses a naive time
+        with pytest.raises(ValueError, match="naive"):
+            store.ledger.prepare(naive)
+        for row in (_row("key_n", when=now), naive, _row("key_n", when=now)):
+            writer.record(row)
+        await async_wait_until(lambda: writer.written == 2 and writer.dropped == 1, timeout=15, interval=0.01)
+        writer.record(_row("key_n", when=now))  # the writer is still running
+        await async_wait_until(lambda: writer.written == 3, timeout=15, interval=0.01)
+        assert await store.ledger.count(key_id="key_n") == 3
+    finally:
+        await writer.aclose()
+        await store.aclose()
 
 
 async def test_writer_drops_only_the_row_the_database_refuses(database_url: str) -> None:

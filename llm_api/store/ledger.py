@@ -12,7 +12,7 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llm_api.store.database import SQLITE_BUSY_TIMEOUT_S, sqlite_path
-from llm_api.store.ledger_batch import LedgerBatchWriter
+from llm_api.store.ledger_batch import LedgerBatchWriter, PreparedRow
 from llm_api.store.sqlite_thread import SqliteThread
 from llm_api.store.tables import nanos_to_usd, usage_daily, usage_events
 
@@ -73,19 +73,29 @@ class LedgerRepository:
         path = sqlite_path(engine.url.render_as_string()) if engine.dialect.name == "sqlite" else None
         self._sqlite = SqliteThread(path, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S) if path is not None else None
 
-    async def insert(self, rows: Sequence[UsageRow]) -> int:
+    def prepare(self, row: UsageRow) -> PreparedRow:
+        """What `insert` stores for `row`, worked out ahead (pass it along with the row to `insert`)."""
+        return self._batches.prepare(row)
+
+    async def insert(self, rows: Sequence[UsageRow], prepared: Sequence[PreparedRow] | None = None) -> int:
         """Insert the rows not already recorded and add them to the daily rollup, in one transaction.
+        `prepared`, when given, holds the rows' `prepare`, in the same order.
 
         Rows whose request id is already in the ledger are skipped (ON CONFLICT DO NOTHING) and not
         counted again: a batch retried after a lost commit acknowledgement is harmless.
         """
-        rows = list({row.request_id: row for row in reversed(rows)}.values())[::-1]  # first of each id
-        if not rows:
+        if prepared is not None and len(prepared) != len(rows):
+            raise ValueError("prepared must hold one entry per row")
+        first = sorted({row.request_id: i for i, row in reversed(list(enumerate(rows)))}.values())
+        if not first:
             return 0
+        if len(first) < len(rows):  # the first of each request id
+            rows = [rows[i] for i in first]
+            prepared = None if prepared is None else [prepared[i] for i in first]
         if self._sqlite is not None:
-            return await self._sqlite.run(self._batches.sqlite_batch(rows))
+            return await self._sqlite.run(self._batches.sqlite_batch(rows, prepared))
         async with self._engine.connect() as conn:
-            return await self._batches.write(conn, rows)
+            return await self._batches.write(conn, rows, prepared)
 
     async def aclose(self) -> None:
         if self._sqlite is not None:

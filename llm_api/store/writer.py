@@ -16,11 +16,13 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
+from typing import cast
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llm_api.store.ledger import LedgerRepository, UsageRow
+from llm_api.store.ledger_batch import PreparedRow
 
 log = logging.getLogger("llm_api.store")
 
@@ -53,6 +55,9 @@ class LedgerWriter:
         self._retention_days = retention_days
         self._on_dropped = on_dropped
         self._batch: list[UsageRow] = []
+        # Each batch row prepared (its values and rollup delta) as it joins the batch: prepared all at once, a
+        # batch held the event loop ~0.3 ms per 32 rows, on the request that happened to be served meanwhile.
+        self._batch_prepared: list[PreparedRow | None] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._outage_started: float | None = None
         self._dropping = False
@@ -93,7 +98,7 @@ class LedgerWriter:
                 await task
         self._tasks.clear()
         rows = self._batch + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
-        self._batch = []
+        self._batch, self._batch_prepared = [], []
         if not rows:
             return
         try:
@@ -109,7 +114,7 @@ class LedgerWriter:
     async def _run(self) -> None:
         while True:
             if not self._batch:
-                self._batch.append(await self._queue.get())
+                self._take(await self._queue.get())
                 await self._fill_batch()
             await self._write_batch()
 
@@ -117,22 +122,35 @@ class LedgerWriter:
         deadline = time.monotonic() + self._flush_interval_s
         while len(self._batch) < self._batch_size:
             while len(self._batch) < self._batch_size and not self._queue.empty():
-                self._batch.append(self._queue.get_nowait())
+                self._take(self._queue.get_nowait())
             remaining = deadline - time.monotonic()
             if len(self._batch) >= self._batch_size or remaining <= 0:
                 return
             try:
                 async with asyncio.timeout(remaining):
-                    self._batch.append(await self._queue.get())
+                    row = await self._queue.get()
             except TimeoutError:
                 return
+            self._take(row)
+
+    def _take(self, row: UsageRow) -> None:
+        try:
+            prepared: PreparedRow | None = self._repository.prepare(row)
+        except Exception:  # a row the store cannot convert: `insert` meets it again and it is handled there
+            prepared = None
+        self._batch.append(row)
+        self._batch_prepared.append(prepared)
+
+    @staticmethod
+    def _known(prepared: list[PreparedRow | None]) -> list[PreparedRow] | None:
+        return None if None in prepared else cast("list[PreparedRow]", prepared)
 
     async def _write_batch(self) -> None:
         failures = 0
         wait_s = RETRY_WAIT_MIN_S
         while True:
             try:
-                self.written += await self._repository.insert(self._batch)
+                self.written += await self._repository.insert(self._batch, self._known(self._batch_prepared))
             except Exception as exc:  # any database failure: keep the batch, retry
                 failures += 1
                 self._enter_outage(exc)
@@ -142,15 +160,16 @@ class LedgerWriter:
                 await asyncio.sleep(wait_s)
                 wait_s = min(wait_s * 2, RETRY_WAIT_MAX_S)
                 continue
-            self._batch = []
+            self._batch, self._batch_prepared = [], []
             self._leave_outage()
             return
 
     async def _write_one_by_one(self) -> None:
-        rows, self._batch = self._batch, []
-        for row in rows:
+        rows, prepared = self._batch, self._batch_prepared
+        self._batch, self._batch_prepared = [], []
+        for row, prepared_row in zip(rows, prepared, strict=True):
             try:
-                self.written += await self._repository.insert([row])
+                self.written += await self._repository.insert([row], self._known([prepared_row]))
             except Exception as exc:
                 self.dropped += 1
                 if self._on_dropped is not None:
