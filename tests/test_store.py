@@ -22,7 +22,7 @@ from llm_api.store.migrate import head_revision, migrate
 from llm_api.store.periods import period_start
 from llm_api.store.store import Store
 from llm_api.store.tables import metadata, usage_events
-from tests.pg import postgres_database
+from tests.pg import admin_sql, postgres_database
 from tests.support import ROOT, async_wait_until
 
 UTC = dt.UTC
@@ -275,6 +275,27 @@ async def test_ledger_rows_read_back_as_the_store_queries_them(store: Store, pre
     assert (second["time"], second["cost_usd"], second["ttft_ms"]) == (fine, Decimal("1.5"), 3.25)
     [day] = await store.usage.report(key_id="key_t", group_by=["day"])
     assert (day.day, day.requests, day.cost_usd) == (dt.date(2026, 12, 2), 2, Decimal("1.501"))
+
+
+async def test_postgres_batches_survive_their_held_connection_being_dropped() -> None:
+    """PostgreSQL's batches go through one connection kept across them: when the server drops it (an idle
+    timeout, a restart, a proxy), the next batch goes through on a fresh one instead of failing."""
+    with postgres_database() as (url, name):
+        store = await Store.open(url)
+        try:
+            now = dt.datetime.now(UTC)
+            assert await store.ledger.insert([_row("key_h", when=now) for _ in range(3)]) == 3
+            dropped = admin_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                f" WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            )
+            assert dropped[0], "the held connection was not found on the server"
+            assert await store.ledger.insert([_row("key_h", when=now) for _ in range(2)]) == 2
+            assert await store.ledger.count(key_id="key_h") == 5
+            [day] = await store.usage.report(key_id="key_h", group_by=["day"])
+            assert day.requests == 5
+        finally:
+            await store.aclose()
 
 
 def test_budget_periods_are_calendar_aligned_in_utc() -> None:

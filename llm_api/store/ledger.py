@@ -12,6 +12,7 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llm_api.store.database import SQLITE_BUSY_TIMEOUT_S, sqlite_path
+from llm_api.store.held_connection import HeldConnection
 from llm_api.store.ledger_batch import LedgerBatchWriter, PreparedRow
 from llm_api.store.sqlite_thread import SqliteThread
 from llm_api.store.tables import nanos_to_usd, usage_daily, usage_events
@@ -72,6 +73,8 @@ class LedgerRepository:
         # batch, sqlite_thread.py); an in-memory database only exists on the engine's connection.
         path = sqlite_path(engine.url.render_as_string()) if engine.dialect.name == "sqlite" else None
         self._sqlite = SqliteThread(path, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S) if path is not None else None
+        # PostgreSQL's batches go through one connection kept across them (held_connection.py).
+        self._held = HeldConnection(engine) if engine.dialect.name == "postgresql" else None
 
     def prepare(self, row: UsageRow) -> PreparedRow:
         """What `insert` stores for `row`, worked out ahead (pass it along with the row to `insert`)."""
@@ -94,12 +97,17 @@ class LedgerRepository:
             prepared = None if prepared is None else [prepared[i] for i in first]
         if self._sqlite is not None:
             return await self._sqlite.run(self._batches.sqlite_batch(rows, prepared))
+        if self._held is not None:
+            kept = prepared
+            return await self._held.run(lambda conn: self._batches.write(conn, rows, kept))
         async with self._engine.connect() as conn:
             return await self._batches.write(conn, rows, prepared)
 
     async def aclose(self) -> None:
         if self._sqlite is not None:
             await self._sqlite.aclose()
+        if self._held is not None:
+            await self._held.aclose()
 
     async def spend_since(self, key_id: str, since: dt.datetime) -> Decimal:
         """The recorded spend of `key_id` from `since` on (USD): whole days from the rollup, a partial
