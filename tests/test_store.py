@@ -5,6 +5,7 @@ and the usage reports."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from llm_api.store.migrate import head_revision, migrate
 from llm_api.store.periods import period_start
 from llm_api.store.store import Store
 from llm_api.store.tables import metadata, usage_events
+from llm_api.store.writer import LedgerWriter
 from tests.pg import admin_sql, postgres_database
 from tests.support import ROOT, async_wait_until
 
@@ -354,8 +356,7 @@ async def test_writer_keeps_rows_through_an_outage_and_drops_only_past_its_bound
 ) -> None:
     """A real outage (the database refuses connections): rows wait in the bounded queue, the overflow is
     dropped, counted and logged once; once the database is back, every kept row is written, once."""
-    from llm_api.store.writer import LedgerWriter
-    from tests.pg import admin_sql, terminate
+    from tests.pg import terminate
 
     with postgres_database() as (url, name):
         store = await Store.open(url)
@@ -391,13 +392,20 @@ async def test_writer_keeps_rows_through_an_outage_and_drops_only_past_its_bound
             await store.aclose()
 
 
-async def test_writer_drops_a_row_it_cannot_convert_and_keeps_writing(database_url: str) -> None:
-    from llm_api.store.writer import LedgerWriter
-
+@contextlib.asynccontextmanager
+async def _running_writer(database_url: str) -> AsyncIterator[tuple[Store, LedgerWriter]]:
     store = await Store.open(database_url)
     writer = LedgerWriter(store.ledger, engine=store.engine, flush_interval_s=0.05)
     writer.start()
     try:
+        yield store, writer
+    finally:
+        await writer.aclose()
+        await store.aclose()
+
+
+async def test_writer_drops_a_row_it_cannot_convert_and_keeps_writing(database_url: str) -> None:
+    async with _running_writer(database_url) as (store, writer):
         now = dt.datetime.now(UTC)
         naive = _row("key_n", when=now.replace(tzinfo=None))  # a UTC column refuses a naive time
         with pytest.raises(ValueError, match="naive"):
@@ -408,18 +416,10 @@ async def test_writer_drops_a_row_it_cannot_convert_and_keeps_writing(database_u
         writer.record(_row("key_n", when=now))  # the writer is still running
         await async_wait_until(lambda: writer.written == 3, timeout=15, interval=0.01)
         assert await store.ledger.count(key_id="key_n") == 3
-    finally:
-        await writer.aclose()
-        await store.aclose()
 
 
 async def test_writer_drops_only_the_row_the_database_refuses(database_url: str) -> None:
-    from llm_api.store.writer import LedgerWriter
-
-    store = await Store.open(database_url)
-    writer = LedgerWriter(store.ledger, engine=store.engine, flush_interval_s=0.05)
-    writer.start()
-    try:
+    async with _running_writer(database_url) as (store, writer):
         now = dt.datetime.now(UTC)
         good = [_row("key_g", when=now) for _ in range(3)]
         bad = _row("key_g", when=now, endpoint=None)  # NOT NULL: refused by both databases
@@ -427,6 +427,3 @@ async def test_writer_drops_only_the_row_the_database_refuses(database_url: str)
             writer.record(row)
         await async_wait_until(lambda: writer.written == 3 and writer.dropped == 1, timeout=15, interval=0.01)
         assert await store.ledger.count(key_id="key_g") == 3
-    finally:
-        await writer.aclose()
-        await store.aclose()
