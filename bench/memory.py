@@ -1,10 +1,11 @@
 """`python -m bench.memory [--workers 1 3]`: RSS, PSS and USS per worker, idle and after load (~1 min).
 
 For each worker count: the gateway (everything on) behind the nginx fake upstream (the emulator without
-nginx), memory read from /proc/<pid>/smaps_rollup once every worker answers, then after a short c=32 load
-on both providers (wrk, or the Python load generator). Prints one JSON object: per worker count the
-master's and each worker's figures, and the "USS per additional worker" (the mean worker USS: what one
-more worker costs the host, the pages it shares with the master and its siblings not counted).
+nginx), memory read from /proc/<pid>/smaps_rollup once every worker answers, after a short c=32 load on
+both providers (wrk, or the Python load generator), and 3 s later, once the quiet workers have trimmed
+their heap (HEAP_TRIM_WHEN_QUIET). Prints one JSON object: per worker count the master's and each
+worker's figures, and the "USS per additional worker" (the mean worker USS: what one more worker costs
+the host, the pages it shares with the master and its siblings not counted).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from bench.procs import ROOT, install_cleanup
 from bench.targets import gateway_target
 from bench.upstream import MODEL_ANTHROPIC, MODEL_OPENAI, Upstream, nginx_binary, start_emulator, start_nginx
 
+QUIET_S = 3.0  # three of the heap trim's 1 s check intervals
+
 
 def _summary(memory: dict[str, object]) -> dict[str, object]:
     workers = [w for w in memory["workers"] if w]  # type: ignore[attr-defined]
@@ -36,9 +39,11 @@ def measure(run: Run, upstream: Upstream, workers: int, load_s: float) -> dict[s
         for model in (MODEL_ANTHROPIC, MODEL_OPENAI):
             run.load(gateway_target(server, model=model), 32, duration_s=load_s, server=server)
         after = server.memory_mib()
+        time.sleep(QUIET_S)  # the workers hand their free heap back once quiet (llm_api/utils/heap_trim.py)
+        quiet = server.memory_mib()
     finally:
         run.release(server)
-    return {"idle": _summary(idle), "after_load": _summary(after)}
+    return {"idle": _summary(idle), "after_load": _summary(after), "after_quiet": _summary(quiet)}
 
 
 def main(argv: list[str] | None = None) -> None:

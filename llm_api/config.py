@@ -127,6 +127,8 @@ class Settings(BaseSettings):
 
     # Operations.
     log_level: str = "INFO"
+    # Hand freed C-heap pages back to the kernel once a worker goes quiet after work (utils/heap_trim.py).
+    heap_trim_when_quiet: bool = True
     docs_enabled: bool = True
     web_concurrency: int = Field(default_factory=_default_workers, ge=1)
     bind: str = "0.0.0.0:8000"

@@ -35,6 +35,7 @@ from llm_api.services.retry import RetryPolicy
 from llm_api.spend import SpendGuard
 from llm_api.store.store import Store
 from llm_api.store.writer import LedgerWriter
+from llm_api.utils.heap_trim import QuietHeapTrim, glibc_malloc_trim
 from llm_api.utils.logging import configure_logging
 from llm_api.utils.redaction import known_secrets
 from llm_api.utils.server_span import ServerSpanMiddleware, ServerTelemetry
@@ -160,6 +161,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             on_dropped=telemetry.metrics.record_usage_rows_dropped,
         )
         ledger_writer.start()
+        trim = glibc_malloc_trim() if settings.heap_trim_when_quiet else None
+        heap_trim = QuietHeapTrim(trim) if trim is not None else None
+        if heap_trim is not None:
+            heap_trim.start()
+        app.state.heap_trim = heap_trim
         app.state.store = store
         app.state.managed_keys = managed_keys
         app.state.ledger_writer = ledger_writer
@@ -196,6 +202,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if heap_trim is not None:
+                await heap_trim.aclose()
             await providers.aclose()
             if router_redis is not None:
                 await router_redis.aclose()
