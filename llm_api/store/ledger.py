@@ -98,8 +98,7 @@ class LedgerRepository:
         if self._sqlite is not None:
             return await self._sqlite.run(self._batches.sqlite_batch(rows, prepared))
         if self._held is not None:
-            kept = prepared
-            return await self._held.run(lambda conn: self._batches.write(conn, rows, kept))
+            return await self._held.run(lambda conn: self._batches.write(conn, rows, prepared))
         async with self._engine.connect() as conn:
             return await self._batches.write(conn, rows, prepared)
 

@@ -31,7 +31,7 @@ from llm_api.store.tables import usage_daily, usage_events, usd_to_nanos
 if TYPE_CHECKING:
     from llm_api.store.ledger import UsageRow
 
-# The rollup's counters, in the order `daily_deltas` gives them.
+# The rollup's counters, in the order `row_delta` and `sum_deltas` give them.
 COUNTERS = (
     "requests",
     "errors",
@@ -84,13 +84,6 @@ def sum_deltas(deltas: Iterable[tuple[Group, tuple[int, ...]]]) -> list[DailyDel
     return [
         (*group, [sum(column) for column in zip(*by_group[group], strict=True)]) for group in sorted(by_group)
     ]
-
-
-def daily_deltas(rows: Iterable[UsageRow]) -> list[DailyDelta]:
-    """What `rows` add to each (day, key, model) of the rollup."""
-    return sum_deltas(
-        row_delta(row, usd_to_nanos(row.cost_usd) if row.cost_usd is not None else None) for row in rows
-    )
 
 
 def event_columns(row_fields: Sequence[str]) -> tuple[str, ...]:
@@ -200,8 +193,8 @@ class LedgerBatchWriter:
 
     def _prepared(
         self, rows: Sequence[UsageRow], prepared: Sequence[PreparedRow] | None
-    ) -> list[PreparedRow]:
-        return list(prepared) if prepared is not None else [self.prepare(row) for row in rows]
+    ) -> Sequence[PreparedRow]:
+        return prepared if prepared is not None else [self.prepare(row) for row in rows]
 
     @staticmethod
     def _flat(prepared: Sequence[PreparedRow]) -> list[Any]:
