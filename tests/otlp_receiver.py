@@ -167,8 +167,9 @@ def run_grpc_receiver() -> Iterator[Receiver]:
 
 
 @contextmanager
-def run_http_receiver(sender_of: Callable[[int], int | None] | None = None) -> Iterator[Receiver]:
-    """`sender_of`: the pid of the process using a local TCP port, to note who sent each trace export."""
+def run_http_receiver(sender_of: Callable[[int, int], int | None] | None = None) -> Iterator[Receiver]:
+    """`sender_of(client_port, server_port)`: the pid of the process holding the client end of that TCP
+    connection, to note who sent each trace export."""
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
@@ -176,7 +177,8 @@ def run_http_receiver(sender_of: Callable[[int], int | None] | None = None) -> I
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.path == "/v1/traces":
                 request: Any = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-                sender = sender_of(self.client_address[1]) if sender_of else None
+                ports = (self.client_address[1], self.server.server_address[1])
+                sender = sender_of(*ports) if sender_of else None
                 with received.lock:
                     received.trace_requests.append(request)
                     received.trace_senders.append(sender)

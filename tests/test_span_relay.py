@@ -43,17 +43,21 @@ def exports_of(receiver: Receiver, request_id: str) -> list[Export]:
     ]
 
 
-def _socket_inode(local_port: int) -> str | None:
+def _socket_inode(local_port: int, remote_port: int) -> str | None:
+    # Only the live connection to the receiver: an earlier one on the same ephemeral port may still sit
+    # in TIME_WAIT (inode 0, no owner), and the port may be in use towards another destination.
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == local_port:
+            local = int(fields[1].rsplit(":", 1)[1], 16)
+            remote = int(fields[2].rsplit(":", 1)[1], 16)
+            if (local, remote) == (local_port, remote_port) and fields[9] != "0":
                 return fields[9]
     return None
 
 
-def pid_using_port(local_port: int) -> int | None:
-    inode = _socket_inode(local_port)
+def pid_using_port(local_port: int, remote_port: int) -> int | None:
+    inode = _socket_inode(local_port, remote_port)
     if inode is None:
         return None
     target = f"socket:[{inode}]"
