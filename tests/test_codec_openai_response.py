@@ -113,6 +113,12 @@ def test_unparsable_arguments_are_kept_raw_and_sent_back_as_they_came() -> None:
             {"choices": [{"message": {"tool_calls": [{"id": "x", "type": "function", "function": {}}]}}]},
             KeyError,
         ),
+        # Found by the fuzz test below: an infinite count was an OverflowError (a 500, not a 502).
+        ({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": float("inf")}}, ValueError),
+        (
+            {"choices": [{"message": {"content": "x"}}], "usage": {"completion_tokens": float("-inf")}},
+            ValueError,
+        ),
     ],
 )
 def test_wrong_shapes_raise(body: dict[str, Any], error: type[Exception]) -> None:
