@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from llm_api.utils.context import RequestContext, current_request
 from tests.support import Emulator, Gateway, gateway_env, run_emulator, run_gateway
+
+# The property tests draw the same examples on every run ("derandomize"), so `make test` fails only when
+# the code changed, never because a run drew a new input. `HYPOTHESIS_PROFILE=explore` draws fresh ones on
+# every run: run it after touching a codec, and pin what it finds as a plain test.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(scope="session")
