@@ -151,6 +151,17 @@ def test_an_event_of_the_wrong_shape_is_an_upstream_error() -> None:
         decoder.feed("message_start", {"type": "message_start"})
 
 
+def test_an_infinite_block_index_is_an_upstream_error() -> None:
+    decoder = codec.StreamDecoder()
+    block = {
+        "type": "content_block_start",
+        "index": float("inf"),
+        "content_block": {"type": "text", "text": ""},
+    }
+    with pytest.raises(UpstreamError):
+        decoder.feed("content_block_start", block)
+
+
 # ---------------------------------------------------------------- encoder: path-3 rules
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion
 
 from llm_api.chat_model import ChatResult, Text, Thinking, ToolCall, Usage
+from llm_api.codecs import WRONG_SHAPE
 from llm_api.codecs.openai_chat import (
     PassthroughStreamObserver,
     StreamDecoder,
@@ -113,11 +114,14 @@ def test_unparsable_arguments_are_kept_raw_and_sent_back_as_they_came() -> None:
             {"choices": [{"message": {"tool_calls": [{"id": "x", "type": "function", "function": {}}]}}]},
             KeyError,
         ),
-        # Found by the fuzz test below: an infinite count was an OverflowError (a 500, not a 502).
-        ({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": float("inf")}}, ValueError),
+        # Found by the fuzz test below: an infinite count is an OverflowError, in WRONG_SHAPE (a 502).
+        (
+            {"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": float("inf")}},
+            OverflowError,
+        ),
         (
             {"choices": [{"message": {"content": "x"}}], "usage": {"completion_tokens": float("-inf")}},
-            ValueError,
+            OverflowError,
         ),
     ],
 )
@@ -320,7 +324,6 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-WRONG_SHAPE = (AttributeError, KeyError, TypeError, ValueError)
 
 
 @settings(max_examples=100, deadline=None)

@@ -26,6 +26,7 @@ from llm_api.chat_model import (
     ToolCall,
     Usage,
 )
+from llm_api.codecs import WRONG_SHAPE
 from llm_api.codecs.openai_chat import StreamDecoder, StreamEncoder
 from llm_api.errors import UpstreamError, UpstreamRateLimited, UpstreamUnavailable
 from tests.openai_codec_support import frames, golden, sdk_accumulate, sdk_chunks
@@ -362,6 +363,11 @@ def test_decoder_raises_in_stream_errors_without_their_message(
 def test_decoder_wrong_shapes_raise(bad: list[dict[str, Any]]) -> None:
     with pytest.raises(ValueError):
         decode_all(bad)
+
+
+def test_decoder_an_infinite_tool_call_index_is_a_wrong_shape() -> None:
+    with pytest.raises(WRONG_SHAPE):
+        decode_all([chunk({"tool_calls": [{"index": float("inf"), "id": "a", "function": {"name": "f"}}]})])
 
 
 def check_neutral_stream(events: Sequence[StreamEvent]) -> None:

@@ -15,9 +15,10 @@ from typing import Any
 import orjson
 
 from llm_api.chat_model import StopReason, Usage
+from llm_api.codecs import WRONG_SHAPE
 from llm_api.codecs.anthropic_messages.request_encode import MIN_BUDGET
 from llm_api.codecs.anthropic_messages.response import stop_reason_of, usage_of
-from llm_api.codecs.anthropic_messages.stream import UNUSABLE, merged_usage
+from llm_api.codecs.anthropic_messages.stream import merged_usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ class PassthroughStreamObserver:
             return
         try:
             self._read(event.get("type") or name, event)
-        except UNUSABLE:
+        except WRONG_SHAPE:
             return  # a known event of an unexpected shape: what was read before it stands
 
     def _read(self, kind: str, event: Mapping[str, Any]) -> None:

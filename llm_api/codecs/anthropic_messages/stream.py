@@ -30,12 +30,12 @@ from llm_api.chat_model import (
     ToolCall,
     Usage,
 )
+from llm_api.codecs import WRONG_SHAPE
 from llm_api.codecs.anthropic_messages.request_encode import FORCED_JSON_TOOL
 from llm_api.codecs.anthropic_messages.response import message_id, stop_reason_of, usage_json, usage_of
 from llm_api.errors import UpstreamError, upstream_error_for_status
 
 PROVIDER = "anthropic"
-UNUSABLE = (KeyError, TypeError, AttributeError, ValueError)
 
 
 def merged_usage(start: Usage, delta: Mapping[str, Any]) -> Usage:
@@ -89,7 +89,7 @@ class StreamDecoder:
             raise stream_error(event, provider=self.provider)
         try:
             return self._feed(kind, event)
-        except UNUSABLE as exc:
+        except WRONG_SHAPE as exc:
             raise UpstreamError(
                 f"{self.provider} sent a stream event of an unexpected shape", provider=self.provider
             ) from exc

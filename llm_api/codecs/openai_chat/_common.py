@@ -61,25 +61,17 @@ def finish_reason_of(stop_reason: str | None, *, tool_calls: bool = False) -> Fi
     return "stop" if reason == "tool_calls" else reason
 
 
-def _tokens(value: Any) -> int:
-    """A token count from the wire; one that is no count (an infinite float too) is a ValueError."""
-    try:
-        return int(value or 0)
-    except OverflowError as exc:
-        raise ValueError("token count out of range") from exc
-
-
 def usage_from(usage: Mapping[str, Any] | None) -> Usage:
     """OpenAI's `usage` object → neutral: the cached part of `prompt_tokens` is not counted twice."""
     if not usage:
         return Usage()
-    prompt = _tokens(usage.get("prompt_tokens"))
+    prompt = int(usage.get("prompt_tokens") or 0)
     details = usage.get("prompt_tokens_details") or {}
-    cached = _tokens(details.get("cached_tokens"))
-    written = _tokens(details.get("cache_write_tokens"))
+    cached = int(details.get("cached_tokens") or 0)
+    written = int(details.get("cache_write_tokens") or 0)
     return Usage(
         input_tokens=max(prompt - cached - written, 0),
-        output_tokens=_tokens(usage.get("completion_tokens")),
+        output_tokens=int(usage.get("completion_tokens") or 0),
         cache_read_tokens=cached,
         cache_write_tokens=written,
     )

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from llm_api.chat_model import StopReason, Usage
+from llm_api.codecs import WRONG_SHAPE
 from llm_api.codecs.openai_chat._common import stop_reason_of, usage_from
 
 MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
@@ -122,7 +123,7 @@ class PassthroughStreamObserver:
         usage = chunk.get("usage")
         if isinstance(usage, Mapping) and usage:
             # A usage the gateway cannot read stays None (the caller sees it), and the client still gets it.
-            with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
+            with contextlib.suppress(*WRONG_SHAPE):
                 self.usage = usage_from(usage)
             if not choices and not self._include_usage:
                 return False

@@ -13,9 +13,6 @@ from llm_api.chat_model import MessageDelta, MessageStart, StreamEvent, Usage
 from llm_api.errors import UpstreamError
 from llm_api.services.providers.base import Outcome
 
-# What reading a JSON value of an unexpected shape raises (a missing key, a list for a dict, "x" for an int).
-WRONG_SHAPE = (AttributeError, KeyError, TypeError, ValueError)
-
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     """Seconds the upstream asked us to wait: `retry-after-ms`, else `retry-after` (seconds or a date)."""

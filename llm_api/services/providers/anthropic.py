@@ -13,11 +13,10 @@ from contextlib import aclosing
 from typing import Any, TypeVar
 
 from llm_api.chat_model import Chat, ChatResult, EventBatch, StreamEvent, Usage
-from llm_api.codecs import anthropic_messages
+from llm_api.codecs import WRONG_SHAPE, anthropic_messages
 from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_error_for_status
 from llm_api.services.capabilities import ModelCapabilities
 from llm_api.services.providers._common import (
-    WRONG_SHAPE,
     OutcomeTracker,
     parse_json_object,
     unusable_response,

@@ -14,11 +14,10 @@ from contextlib import aclosing
 from typing import Any
 
 from llm_api.chat_model import Chat, ChatResult, EventBatch, StreamEvent, Usage
-from llm_api.codecs import openai_chat
+from llm_api.codecs import WRONG_SHAPE, openai_chat
 from llm_api.errors import UpstreamConnectionFailed, UpstreamError, upstream_error_for_status
 from llm_api.services.capabilities import ModelCapabilities
 from llm_api.services.providers._common import (
-    WRONG_SHAPE,
     parse_json_object,
     unusable_response,
 )
