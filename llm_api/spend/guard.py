@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
+import secrets
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -187,7 +187,7 @@ class SpendGuard:
         nano = to_nano_usd(worst) if worst is not None else 0
         period = period_window(limits.budget_period) if limits.budgeted else None
         reservation = Reservation(
-            id=uuid.uuid4().hex,
+            id=secrets.token_hex(16),
             key_id=key_id,
             model=model,
             tokens=tokens,
