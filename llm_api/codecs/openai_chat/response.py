@@ -36,8 +36,8 @@ def tool_arguments(arguments: str) -> dict[str, Any]:
 
 
 def decode_response(body: Mapping[str, Any]) -> ChatResult:
-    """An upstream `chat.completion` → neutral; AttributeError, KeyError, TypeError or ValueError on a
-    wrong shape (never IndexError)."""
+    """An upstream `chat.completion` → neutral; one of `llm_api.codecs.WRONG_SHAPE` on a wrong shape (never
+    IndexError)."""
     choices = body["choices"]
     if not choices:
         raise ValueError("no choices")

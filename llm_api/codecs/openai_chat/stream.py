@@ -64,7 +64,7 @@ class StreamDecoder:
 
     The MessageDelta is held from the `finish_reason` until the usage chunk (or `finish`), so that it
     carries the final usage. An `error` chunk raises the matching `UpstreamError`; a wrong shape raises
-    ValueError, KeyError or TypeError. After `finish`, `stop_reason` is None if the upstream never said
+    one of `llm_api.codecs.WRONG_SHAPE`. After `finish`, `stop_reason` is None if the upstream never said
     why it stopped (a stream cut short).
     """
 
